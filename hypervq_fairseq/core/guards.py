@@ -1,0 +1,61 @@
+"""Named numerical guards for Poincaré-ball math.
+
+Every clamp the project applies lives here, with the reason it exists, so that no
+epsilon is sprinkled inline (house rule 3). The ball math always runs in at least
+float32 (see :func:`compute_dtype`), so the constants below are stated for float32
+and float64 only; half-precision inputs are promoted before any of them is used.
+"""
+from __future__ import annotations
+
+import torch
+
+# Smallest tangent-vector norm we divide by. Below it a vector is "at the origin":
+# the direction is undefined and every formula is replaced by its limit (sinh(2s)/‖v‖ -> 2√c).
+MIN_NORM = {torch.float32: 1e-15, torch.float64: 1e-15}
+
+# Largest 2s = 2√c‖v‖ for which sinh/cosh are evaluated directly. exp(15) ~ 3e6, so
+# sinh(2s)·cosh(2√c r) stays far from float32 overflow for any sane offset r; beyond it
+# the logits are evaluated in the log domain (exact, no clamp of the input).
+DIRECT_EVAL_MAX = 15.0
+
+# Smallest |argument| whose logarithm the log-domain branch takes. Only reached within
+# 1e-20 of a decision hyperplane at a point far from the origin, where the logit is ~0.
+LOG_DOMAIN_TINY = 1e-20
+
+# Points closer than this (relative) to the boundary of the ball are projected back
+# inside before log_0 / artanh. Matches the usual float32/float64 projection margins.
+BALL_EPS = {torch.float32: 4e-3, torch.float64: 1e-5}
+
+# artanh is clamped to its argument range minus this margin.
+ARTANH_MARGIN = {torch.float32: 1e-7, torch.float64: 1e-15}
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype the ball math runs in: the input's when wider than float32, else float32.
+
+    fp16 and bf16 have neither the range (sinh overflows at 11) nor the resolution
+    (1 - tanh(s) is 0 for s > 4) this math needs, so they are always promoted.
+    """
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def min_norm(dtype: torch.dtype) -> float:
+    return MIN_NORM[compute_dtype(dtype)]
+
+
+def clamped_norm(v: torch.Tensor, *, dim: int = -1, keepdim: bool = True) -> torch.Tensor:
+    """‖v‖ bounded below by :data:`MIN_NORM`, so dividing by it and its gradient stay finite."""
+    return v.norm(dim=dim, keepdim=keepdim).clamp_min(min_norm(v.dtype))
+
+
+def artanh(x: torch.Tensor) -> torch.Tensor:
+    """artanh with its argument clamped inside (-1, 1): finite value and gradient at ±1."""
+    margin = ARTANH_MARGIN[compute_dtype(x.dtype)]
+    return torch.atanh(x.clamp(-1 + margin, 1 - margin))
+
+
+def sinh_over_x(x: torch.Tensor) -> torch.Tensor:
+    """sinh(x)/x with its limit 1 at 0 (smooth, so autograd is safe at the origin)."""
+    small = x.abs() < 1e-4
+    safe = torch.where(small, torch.ones_like(x), x)
+    return torch.where(small, 1 + x * x / 6, torch.sinh(safe) / safe)

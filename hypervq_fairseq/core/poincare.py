@@ -1,0 +1,76 @@
+"""Poincaré-ball operations with the project's curvature convention.
+
+The ball of curvature ``-c`` (``c > 0``) is ``{x : c‖x‖² < 1}``. geoopt implements the
+same operations for the κ-stereographic model with a *signed* curvature ``k``; the
+Poincaré ball is ``k = -c``. This module is the one place that conversion happens
+(house rule 2): everything else in the project passes ``c > 0`` by keyword.
+
+Identities these functions satisfy (tested in float64):
+
+- ``exp_0(v) = tanh(√c‖v‖) · v / (√c‖v‖)`` and ``log_0(exp_0(v)) = v``;
+- ``λ_x = 2 / (1 - c‖x‖²)``, and for ``x = exp_0(v)``: ``λ_x = 2 cosh²(√c‖v‖)``;
+- ``d_c(0, exp_0(v)) = 2‖v‖`` (geodesic distance from the origin).
+"""
+from __future__ import annotations
+
+from typing import Union
+
+import torch
+from geoopt.manifolds.stereographic import math as _stereo
+
+from .guards import BALL_EPS, compute_dtype
+
+Curvature = Union[float, torch.Tensor]
+
+
+def _k(c: Curvature, like: torch.Tensor) -> torch.Tensor:
+    """geoopt's signed curvature ``k = -c`` as a tensor on ``like``'s device and dtype."""
+    return -torch.as_tensor(c, dtype=like.dtype, device=like.device)
+
+
+def check_curvature(c: Curvature) -> None:
+    """Fail early with a readable message for a non-positive or non-finite curvature."""
+    value = torch.as_tensor(c).detach()
+    if not bool(torch.all(torch.isfinite(value) & (value > 0))):
+        raise ValueError(f"curvature c must be a finite number > 0 (Poincaré ball of curvature -c); got {c!r}")
+
+
+def expmap0(v: torch.Tensor, *, c: Curvature = 1.0, dim: int = -1) -> torch.Tensor:
+    """Exponential map at the origin: tangent vector ``v`` to a point of the ball."""
+    return _stereo.expmap0(v, k=_k(c, v), dim=dim)
+
+
+def logmap0(x: torch.Tensor, *, c: Curvature = 1.0, dim: int = -1) -> torch.Tensor:
+    """Logarithmic map at the origin: ball point ``x`` to its tangent vector (inverse of :func:`expmap0`)."""
+    return _stereo.logmap0(project(x, c=c, dim=dim), k=_k(c, x), dim=dim)
+
+
+def project(x: torch.Tensor, *, c: Curvature = 1.0, dim: int = -1) -> torch.Tensor:
+    """Pull points that rounding put on or past the boundary back inside by a dtype margin."""
+    eps = BALL_EPS[compute_dtype(x.dtype)]
+    return _stereo.project(x, k=_k(c, x), dim=dim, eps=eps)
+
+
+def mobius_add(x: torch.Tensor, y: torch.Tensor, *, c: Curvature = 1.0, dim: int = -1) -> torch.Tensor:
+    """Möbius addition ``x ⊕_c y``."""
+    return _stereo.mobius_add(x, y, k=_k(c, x), dim=dim)
+
+
+def conformal_factor(x: torch.Tensor, *, c: Curvature = 1.0, dim: int = -1, keepdim: bool = False) -> torch.Tensor:
+    """``λ_x = 2 / (1 - c‖x‖²)``."""
+    return _stereo.lambda_x(x, k=_k(c, x), dim=dim, keepdim=keepdim)
+
+
+def distance(x: torch.Tensor, y: torch.Tensor, *, c: Curvature = 1.0, dim: int = -1, keepdim: bool = False) -> torch.Tensor:
+    """Geodesic distance ``d_c(x, y)``."""
+    return _stereo.dist(x, y, k=_k(c, x), dim=dim, keepdim=keepdim)
+
+
+def distance_to_origin_from_tangent(v: torch.Tensor, *, c: Curvature = 1.0, dim: int = -1) -> torch.Tensor:
+    """``d_c(0, exp_0(v)) = 2‖v‖`` without leaving the tangent space (no boundary rounding).
+
+    This is the "hyperbolic radius" the fairseq glue logs: it grows without bound where
+    the Euclidean norm of the ball point saturates at ``1/√c``.
+    """
+    del c  # the geodesic radius of exp_0(v) does not depend on c in this parameterisation
+    return 2 * v.norm(dim=dim)

@@ -1,0 +1,1 @@
+"""Console scripts (plot, manifests, demo, tokens). Each imports fairseq inside its functions."""
