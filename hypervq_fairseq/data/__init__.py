@@ -1,0 +1,1 @@
+"""Speech data: the offline demo corpus, fairseq manifests, and the LibriSpeech downloader."""

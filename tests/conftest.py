@@ -1,0 +1,22 @@
+"""Shared fixtures: a tiny real-speech corpus and its fairseq manifests, built once per session."""
+import pytest
+
+from hypervq_fairseq.data.demo_corpus import build_demo_corpus
+from hypervq_fairseq.data.manifest import build_manifests
+
+
+@pytest.fixture(scope="session")
+def tiny_speech_corpus(tmp_path_factory):
+    """A LibriSpeech-layout tree of 40 short (0.5-3 s) real 16 kHz utterances, 4 voices."""
+    root = tmp_path_factory.mktemp("speech") / "corpus"
+    build_demo_corpus(root, max_utterances=40, max_seconds=3.0)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_speech_manifest(tiny_speech_corpus, tmp_path_factory):
+    """A folder with ``train.tsv`` (36 utterances) and ``valid.tsv`` (4) over the tiny corpus."""
+    out = tmp_path_factory.mktemp("manifest")
+    build_manifests(tiny_speech_corpus, out, train_subsets=["train-demo"], valid_subsets=["dev-demo"],
+                    workers=1, progress=False)
+    return out
