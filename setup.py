@@ -11,7 +11,7 @@ this project is tested on preinstall the local CPU/x86 wheels in ``scripts/setup
 """
 import os
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, find_packages, setup
 
 FAIRSEQ = [
     "fairseq==0.12.2; python_version < '3.11'",
@@ -41,7 +41,9 @@ setup(
     long_description=open("README.md", encoding="utf-8").read() if os.path.exists("README.md") else "",
     long_description_content_type="text/markdown",
     python_requires=">=3.9",
-    packages=find_packages(include=["hypervq_fairseq", "hypervq_fairseq.*", "hydra_plugins", "hydra_plugins.*"])
+    # hydra_plugins is a namespace package shared with other Hydra plugins (no __init__.py)
+    packages=find_packages(include=["hypervq_fairseq", "hypervq_fairseq.*"])
+    + find_namespace_packages(include=["hydra_plugins", "hydra_plugins.*"])
     + ["hypervq_fairseq.configs"],
     package_dir={"hypervq_fairseq.configs": "configs"},
     package_data={"hypervq_fairseq.configs": ["*.yaml", "**/*.yaml"]},

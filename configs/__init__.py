@@ -1,0 +1,1 @@
+"""YAML configs for fairseq-hydra-train (installed as ``hypervq_fairseq.configs``)."""

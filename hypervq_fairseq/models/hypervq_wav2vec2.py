@@ -1,0 +1,180 @@
+"""wav2vec 2.0 with HyperVQ in place of fairseq's ``GumbelVectorQuantizer``.
+
+Why a subclass: everything that makes wav2vec 2.0 pretraining work (masking, negatives,
+codebook negatives, the diversity loss from ``prob_perplexity``, the feature penalty,
+``quantize()``, ``remove_pretraining_modules``) lives in fairseq's ``Wav2Vec2Model``.
+HyperVQ honours the stock quantizer's interface, so we build the stock model and swap the
+quantizer modules after ``super().__init__``; the stock ``forward`` runs unchanged.
+
+Monitoring: with ``quantizer_diagnostics`` on, the output dict also carries the per-group
+perplexities ``code_perplexity_g{i}`` / ``prob_perplexity_g{i}``, ``dead_codes`` (codes that no
+frame picked during the last ``dead_code_window`` updates, counted over all groups) and
+``hyperbolic_radius`` (mean distance to the origin of the quantizer's inputs in the ball).
+The wav2vec criterion logs those named in ``criterion.log_keys``; see ``configs/``.
+
+The same class runs the stock baseline with ``quantizer_type: gumbel`` so that the two
+configurations differ by one key (diagnostics are HyperVQ-only; the stock keys are logged).
+
+Register it by importing ``hypervq_fairseq.models`` (the installed Hydra plugin does this
+inside fairseq's programs; ``common.user_dir`` / ``--user-dir`` do it too)::
+
+    fairseq-hydra-train --config-name hypervq_w2v2_tiny task.data=MANIFEST_DIR
+"""
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from typing import Optional, Tuple
+
+import torch
+import torch.nn as nn
+from fairseq.dataclass import ChoiceEnum
+from fairseq.models import register_model
+from fairseq.models.wav2vec.wav2vec2 import Wav2Vec2Config, Wav2Vec2Model
+
+from ..quantizers import HyperbolicVectorQuantizer
+
+QUANTIZER_CHOICES = ChoiceEnum(["hyperbolic", "gumbel"])
+
+DIAGNOSTIC_KEYS = ("dead_codes", "hyperbolic_radius")
+
+
+@dataclass
+class HyperVQWav2Vec2Config(Wav2Vec2Config):
+    quantizer_type: QUANTIZER_CHOICES = field(
+        default="hyperbolic",
+        metadata={"help": "hyperbolic: HyperVQ; gumbel: fairseq's stock GumbelVectorQuantizer (baseline)"},
+    )
+    hyperbolic_curvature: float = field(
+        default=1.0, metadata={"help": "curvature c > 0 of the Poincaré ball {x : c|x|^2 < 1}"}
+    )
+    hyperbolic_learn_curvature: bool = field(
+        default=False, metadata={"help": "learn log(c) with the other parameters"}
+    )
+    hyperbolic_clip_radius: Optional[float] = field(
+        default=None,
+        metadata={"help": "feature clipping: bound on the tangent norm before exp_0 (null: no clipping)"},
+    )
+    hyperbolic_r_init: Tuple[float, float] = field(
+        default=(0.1, 0.5),
+        metadata={"help": "range (low, high) of the uniform initial hyperplane offsets r_k (not (0, 0))"},
+    )
+    quantizer_diagnostics: bool = field(
+        default=True,
+        metadata={"help": "add per-group perplexities, dead codes and the mean hyperbolic radius to the output"},
+    )
+    dead_code_window: int = field(
+        default=100, metadata={"help": "dead codes are those unused during this many recent updates"}
+    )
+
+
+def _as_pair(value) -> Tuple[float, float]:
+    """``(low, high)`` from a tuple, a list or the string form fairseq's argparse tools pass."""
+    if isinstance(value, str):
+        value = ast.literal_eval(value)
+    pair = tuple(float(v) for v in value)
+    if len(pair) != 2:
+        raise ValueError(f"model.hyperbolic_r_init must be (low, high), got {value!r}")
+    return pair
+
+
+class DeadCodeMonitor(nn.Module):
+    """Which codes were picked during each of the last ``window`` updates.
+
+    A ring of boolean masks ``(window, G, V)``, one slot per update; ``set_num_updates``
+    (reached through ``BaseFairseqModel.set_num_updates``) moves to the next slot and clears
+    it. Not saved in checkpoints: after a resume the window refills from empty.
+    """
+
+    def __init__(self, groups: int, num_vars: int, window: int):
+        super().__init__()
+        if window < 1:
+            raise ValueError(f"model.dead_code_window must be >= 1, got {window}")
+        self.window = window
+        self.register_buffer("used", torch.zeros(window, groups, num_vars, dtype=torch.bool), persistent=False)
+        self.slot = 0
+
+    def set_num_updates(self, num_updates: int) -> None:
+        slot = num_updates % self.window
+        if slot != self.slot:
+            self.used[slot] = False
+            self.slot = slot
+
+    @torch.no_grad()
+    def observe(self, code_counts: torch.Tensor) -> None:
+        self.used[self.slot] |= code_counts.to(self.used.device) > 0
+
+    def dead_codes(self) -> int:
+        return int((~self.used.any(dim=0)).sum())
+
+
+@register_model("hypervq_wav2vec2", dataclass=HyperVQWav2Vec2Config)
+class HyperVQWav2Vec2Model(Wav2Vec2Model):
+    def __init__(self, cfg: HyperVQWav2Vec2Config):
+        super().__init__(cfg)
+        self.monitor = None
+        self._diagnostics = None
+        if cfg.quantizer_type != "hyperbolic":
+            return
+
+        final_dim = cfg.final_dim if cfg.final_dim > 0 else cfg.encoder_embed_dim
+        if self.quantizer is not None:
+            self.quantizer = self._hyperbolic_quantizer(cfg, cfg.latent_dim if cfg.latent_dim > 0 else final_dim)
+        if self.input_quantizer is not None:
+            if cfg.same_quantizer and self.quantizer is not None:
+                self.input_quantizer = self.quantizer
+            else:
+                vq_dim = cfg.latent_dim if cfg.latent_dim > 0 else cfg.encoder_embed_dim
+                self.input_quantizer = self._hyperbolic_quantizer(cfg, vq_dim)
+
+        # fairseq reports the target quantizer's statistics when both exist; so do we
+        watched = self.quantizer if self.quantizer is not None else self.input_quantizer
+        if watched is not None and cfg.quantizer_diagnostics:
+            self.monitor = DeadCodeMonitor(cfg.latent_groups, cfg.latent_vars, cfg.dead_code_window)
+            watched.register_forward_hook(self._capture_diagnostics)
+
+    def _hyperbolic_quantizer(self, cfg: HyperVQWav2Vec2Config, vq_dim: int) -> HyperbolicVectorQuantizer:
+        return HyperbolicVectorQuantizer(
+            dim=self.embed,  # channels of the feature extractor's last conv layer
+            num_vars=cfg.latent_vars,
+            temp=cfg.latent_temp,
+            groups=cfg.latent_groups,
+            combine_groups=False,
+            vq_dim=vq_dim,
+            time_first=True,
+            weight_proj_depth=cfg.quantizer_depth,
+            weight_proj_factor=cfg.quantizer_factor,
+            curvature=cfg.hyperbolic_curvature,
+            learn_curvature=cfg.hyperbolic_learn_curvature,
+            clip_radius=cfg.hyperbolic_clip_radius,
+            r_init=_as_pair(cfg.hyperbolic_r_init),
+            diagnostics=cfg.quantizer_diagnostics,
+        )
+
+    @classmethod
+    def build_model(cls, cfg: HyperVQWav2Vec2Config, task=None):
+        return cls(cfg)
+
+    def _capture_diagnostics(self, module, inputs, output) -> None:
+        self._diagnostics = output
+
+    def forward(self, *args, **kwargs):
+        self._diagnostics = None
+        result = super().forward(*args, **kwargs)
+        diag = self._diagnostics
+        self._diagnostics = None
+        if diag is None or "prob_perplexity" not in result:
+            return result
+
+        # per-group perplexities, mean radius, and dead codes over the recent window
+        for key, value in diag.items():
+            if key.startswith(("code_perplexity_g", "prob_perplexity_g")) or key == "hyperbolic_radius":
+                result[key] = value
+        if self.training:
+            self.monitor.observe(diag["code_counts"])
+        result["dead_codes"] = self.monitor.dead_codes()
+        return result
+
+    def remove_pretraining_modules(self, last_layer=None):
+        super().remove_pretraining_modules(last_layer=last_layer)
+        self.monitor = None
