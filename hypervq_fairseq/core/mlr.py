@@ -9,18 +9,25 @@ which is Ganea et al.'s MLR with offset ``q_k`` and normal ``a_k = (1 − c‖q_
 (``λ_{q_k}‖a_k‖ = 2‖z_k‖``). With ``s = √c‖v‖`` one has ``λ_x = 2cosh²s``,
 ``λ_x tanh s = sinh 2s`` and ``λ_x − 1 = cosh 2s``, so
 
-    ℓ_k = (2‖z_k‖/√c) · asinh( sinh(2s)·cos∠(v, z_k)·cosh(2√c r_k) − cosh(2s)·sinh(2√c r_k) ).
+    ℓ_k = (2‖z_k‖/√c) · asinh(A),   A = sinh(2s)·cos∠(v, z_k)·cosh(2√c r_k) − cosh(2s)·sinh(2√c r_k).
 
 Why this form instead of geoopt's ``dist2plane`` on ``exp_0(v)``: nothing of the form
 ``1 − c‖x‖²`` appears, so points near the boundary lose no precision (in float32 the ball
-point itself is exactly on the boundary once ``s > 9``); and it costs one ``(N×d)·(d×K)``
-matrix product, whereas the Möbius route materialises an ``N×K×d`` tensor.
+point itself is exactly on the boundary once ``s > 9``); and it costs one matrix product,
+whereas the Möbius route materialises an ``N×K×d`` tensor.
 
-The only hazard left is overflow of ``sinh/cosh(2s)``. Up to ``2s = DIRECT_EVAL_MAX`` the
-formula is evaluated directly; beyond, the same quantity is evaluated in the log domain,
-``asinh(A) = sign(A)·(log|A| + log(1 + √(1 + A⁻²)))`` with
-``A = ½e^{2s}·[(1 − e^{−4s})·C − (1 + e^{−4s})·S]``, which is exact and cannot overflow.
-Inputs of any finite norm therefore give finite logits and gradients, without clipping.
+Evaluation. ``A`` is bilinear in a per-row vector and a per-code vector:
+``A = [α v, −β] · [cosh(b_k) ẑ_k, sinh(b_k)]`` with ``b_k = 2√c r_k``,
+``α = sinh(2s)/‖v‖`` and ``β = cosh(2s)``. So one ``(N×(d+1))·((d+1)×K)`` matrix product gives
+``A`` and the only element-wise work on the ``N×K`` logits is one ``asinh`` and one scale
+(this is what keeps HyperVQ within a few percent of a Euclidean Gumbel quantizer).
+``α`` is written ``2√c·sinh(2s)/(2s)``, smooth at ``v = 0``.
+
+Overflow. ``sinh/cosh(2s)`` overflow for large ``s``. Rows with ``2s > DIRECT_EVAL_MAX`` use
+``α = (1 − e^{−4s})/‖v‖`` and ``β = 1 + e^{−4s}`` instead, so the product gives
+``M = 2e^{−2s}·A`` (bounded), and ``asinh(A) = sign(M)·(log|A| + log(1 + √(1 + A⁻²)))`` is taken
+with ``log|A| = 2s − log 2 + log|M|``. That is exact and cannot overflow: inputs of any finite
+norm give finite logits and gradients, without clipping.
 
 Shapes: ``v (..., d)``, ``z (K, d)``, ``r (K,)`` → ``(..., K)``; or, for ``G`` independent
 groups, ``v (..., G, d)``, ``z (G, K, d)``, ``r (G, K)`` → ``(..., G, K)``.
@@ -34,61 +41,91 @@ import torch
 from .guards import DIRECT_EVAL_MAX, LOG_DOMAIN_TINY, clamped_norm, compute_dtype, sinh_over_x
 from .poincare import Curvature
 
+_LOG_2 = math.log(2.0)
 
-def _asinh_direct(two_s, dot, sqrt_c, cosh_b, sinh_b):
-    """asinh(sinh(2s)cos∠·cosh b − cosh(2s)·sinh b) for 2s ≤ DIRECT_EVAL_MAX.
 
-    sinh(2s)·cos∠(v, z) = 2√c·⟨v, ẑ⟩·sinh(2s)/(2s), which is smooth at v = 0.
+def _check_shapes(v: torch.Tensor, z: torch.Tensor, r: torch.Tensor) -> None:
+    if z.dim() not in (2, 3) or r.shape != z.shape[:-1]:
+        raise ValueError(
+            f"expected normals z (K, d) with offsets r (K,), or z (G, K, d) with r (G, K); "
+            f"got z {tuple(z.shape)} and r {tuple(r.shape)}"
+        )
+    lead = z.shape[:-2]  # () or (G,)
+    if v.dim() < 1 + len(lead) or v.shape[-1] != z.shape[-1] or tuple(v.shape[v.dim() - 1 - len(lead):-1]) != tuple(lead):
+        want = "(..., G, d)" if lead else "(..., d)"
+        raise ValueError(f"expected v {want} matching z {tuple(z.shape)}; got v {tuple(v.shape)}")
+
+
+def _row_coefficients(two_s: torch.Tensor, v_norm: torch.Tensor, sqrt_c: torch.Tensor, far: torch.Tensor):
+    """Per-row ``(α, β)``: ``A`` itself for near rows, ``M = 2e^{−2s}A`` for far rows.
+
+    Both branches are evaluated on clamped ``2s`` so that the branch not taken stays finite
+    (its gradient is multiplied by zero, and ``0 · inf`` would be ``nan``).
     """
-    return torch.asinh(2 * sqrt_c * dot * sinh_over_x(two_s) * cosh_b - torch.cosh(two_s) * sinh_b)
+    near_2s = two_s.clamp(max=DIRECT_EVAL_MAX)
+    far_2s = two_s.clamp(min=DIRECT_EVAL_MAX)
+    alpha_near = 2 * sqrt_c * sinh_over_x(near_2s)
+    decay = torch.exp(-2 * far_2s)                               # e^{−4s}
+    alpha_far = -torch.expm1(-2 * far_2s) / v_norm
+    alpha = torch.where(far, alpha_far, alpha_near)
+    beta = torch.where(far, 1 + decay, torch.cosh(near_2s))
+    return alpha, beta
 
 
-def _asinh_log_domain(two_s, dot_over_norm, cosh_b, sinh_b):
-    """The same quantity for large 2s, with A kept as (sign, log|A|)."""
-    decay = torch.exp(-2 * two_s)
-    inner = -torch.expm1(-2 * two_s) * dot_over_norm * cosh_b - (1 + decay) * sinh_b
-    log_abs = two_s - math.log(2.0) + torch.log(inner.abs().clamp_min(LOG_DOMAIN_TINY))
-    asinh_abs = log_abs + torch.log1p(torch.sqrt(1 + torch.exp(-2 * log_abs)))
-    return torch.sign(inner) * asinh_abs
+def _asinh_log_domain(m: torch.Tensor, two_s: torch.Tensor) -> torch.Tensor:
+    """``asinh(½e^{2s}·m)`` without forming ``e^{2s}``.
+
+    ``|m|`` is bounded below by ``LOG_DOMAIN_TINY`` (reached only within 1e-20 of a decision
+    hyperplane, where the logit is ~0); with ``2s ≥ DIRECT_EVAL_MAX`` that keeps
+    ``exp(−2 log|A|) ≤ e^{64}``, finite in float32.
+    """
+    log_abs = two_s - _LOG_2 + torch.log(m.abs().clamp_min(LOG_DOMAIN_TINY))
+    return torch.sign(m) * (log_abs + torch.log1p(torch.sqrt(1 + torch.exp(-2 * log_abs))))
 
 
 def unidirectional_mlr_logits(v: torch.Tensor, z: torch.Tensor, r: torch.Tensor, *, c: Curvature = 1.0) -> torch.Tensor:
     """Logits ``(..., K)`` of the unidirectional hyperbolic MLR at the ball point ``exp_0(v)``.
 
     Args:
-        v: tangent vectors at the origin, ``(..., d)``; any finite magnitude.
+        v: tangent vectors at the origin, ``(..., d)`` (or ``(..., G, d)``); any finite magnitude.
         z: hyperplane normals in the tangent space at the origin, ``(K, d)`` or ``(G, K, d)``.
         r: signed offsets of the hyperplanes along ``ẑ_k``, ``(K,)`` or ``(G, K)``.
         c: curvature magnitude (``c > 0``), a float or a 0-dim tensor (learnable curvature).
 
     The math runs in float32, or float64 when ``v`` is float64; the result has ``v``'s dtype.
     """
+    _check_shapes(v, z, r)
     out_dtype = v.dtype
     dtype = compute_dtype(v.dtype)
     v, z, r = v.to(dtype), z.to(dtype), r.to(dtype)
     sqrt_c = torch.as_tensor(c, dtype=dtype, device=v.device).sqrt()
 
-    # Geometry of the input: s = √c‖v‖, and ⟨v, ẑ_k⟩/‖v‖ from one matrix product.
-    v_norm = clamped_norm(v)                                   # (..., 1)
-    z_norm = clamped_norm(z)                                   # (K, 1)
-    z_unit = z / z_norm
-    if z.dim() == 2:                                           # (..., K) = ‖v‖ cos∠(v, z_k)
-        dot = v @ z_unit.transpose(0, 1)
-    else:                                                      # grouped: (..., G, d)·(G, K, d)
-        dot = torch.einsum("...gd,gkd->...gk", v, z_unit)
-    two_s = 2 * sqrt_c * v_norm                                # (..., 1)
+    # Rows: s = √c‖v‖ and the row vector [α v, −β].
+    v_norm = clamped_norm(v)                                     # (..., 1)
+    two_s = 2 * sqrt_c * v_norm
+    far = two_s > DIRECT_EVAL_MAX
+    alpha, beta = _row_coefficients(two_s, v_norm, sqrt_c, far)
+    rows = torch.cat([alpha * v, -beta], dim=-1)                 # (..., d+1)
 
-    # Geometry of the hyperplanes: b_k = 2√c r_k.
-    b = 2 * sqrt_c * r
-    cosh_b, sinh_b = torch.cosh(b), torch.sinh(b)
+    # Hyperplanes: b_k = 2√c r_k and the code vector [cosh(b_k) ẑ_k, sinh(b_k)].
+    z_norm = clamped_norm(z)                                     # (..., K, 1)
+    b = (2 * sqrt_c * r).unsqueeze(-1)
+    planes = torch.cat([torch.cosh(b) * (z / z_norm), torch.sinh(b)], dim=-1)  # (..., K, d+1)
 
-    # asinh(...) directly where sinh(2s) is safe, in the log domain elsewhere.
-    if two_s.numel() == 0 or bool(two_s.max() <= DIRECT_EVAL_MAX):
-        arg = _asinh_direct(two_s, dot, sqrt_c, cosh_b, sinh_b)
+    # A (near rows) or 2e^{−2s}A (far rows) from one matrix product.
+    if z.dim() == 2:
+        m = rows @ planes.transpose(0, 1)                        # (..., K)
     else:
-        direct = _asinh_direct(two_s.clamp(max=DIRECT_EVAL_MAX), dot, sqrt_c, cosh_b, sinh_b)
-        far = _asinh_log_domain(two_s.clamp(min=DIRECT_EVAL_MAX), dot / v_norm, cosh_b, sinh_b)
-        arg = torch.where(two_s <= DIRECT_EVAL_MAX, direct, far)
+        m = torch.einsum("...gd,gkd->...gk", rows, planes)       # (..., G, K)
 
-    logits = (2 * z_norm.squeeze(-1) / sqrt_c) * arg
+    # asinh(A): directly, then the far rows again in the log domain.
+    arg = torch.asinh(m)
+    if bool(far.any()):
+        num_codes = m.shape[-1]
+        idx = far.reshape(-1).nonzero().squeeze(1)
+        m_far = m.reshape(-1, num_codes).index_select(0, idx)
+        two_s_far = two_s.reshape(-1, 1).index_select(0, idx)
+        arg = arg.reshape(-1, num_codes).index_copy(0, idx, _asinh_log_domain(m_far, two_s_far)).view_as(m)
+
+    logits = arg * (2 / sqrt_c * z_norm.squeeze(-1))
     return logits.to(out_dtype)

@@ -14,8 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..core.guards import compute_dtype
-from .hyperbolic_vq import parse_temp, tangent_projection
+from .hyperbolic_vq import check_input, parse_temp, project_fp32, tangent_projection
 from .perplexity import group_perplexities
 
 
@@ -42,6 +41,7 @@ class EuclideanGumbelQuantizer(nn.Module):
             raise ValueError(f"num_vars (codes per group) must be at least 2, got {num_vars}")
         if groups < 1 or vq_dim % groups != 0:
             raise ValueError(f"vq_dim {vq_dim} must be divisible by groups {groups}")
+        self.input_dim = dim
         self.num_vars, self.groups, self.combine_groups = num_vars, groups, combine_groups
         self.vq_dim, self.var_dim, self.time_first, self.hard = vq_dim, vq_dim // groups, time_first, hard
 
@@ -63,6 +63,14 @@ class EuclideanGumbelQuantizer(nn.Module):
     def codebook_vectors(self) -> torch.Tensor:
         return self.vars.expand(self.groups, -1, -1) if self.combine_groups else self.vars
 
+    def sample_from_codebook(self, b: int, n: int) -> torch.Tensor:
+        """``b × n`` code vectors drawn uniformly over the ``V^G`` combinations, ``(b, n, vq_dim)``."""
+        if not n < self.num_vars**self.groups:
+            raise ValueError(f"sample size {n} is not smaller than the codebook size {self.num_vars ** self.groups}")
+        codes = self.codebook_vectors()
+        idx = torch.randint(self.num_vars, (b * n, self.groups), device=codes.device)
+        return codes[torch.arange(self.groups, device=codes.device), idx].reshape(b, n, -1)
+
     def forward_idx(self, x):
         res = self.forward(x, produce_targets=True)
         return res["x"], res["targets"]
@@ -70,14 +78,14 @@ class EuclideanGumbelQuantizer(nn.Module):
     def forward(self, x: torch.Tensor, produce_targets: bool = False) -> dict:
         result = {"num_vars": self.num_vars * self.groups}
         in_dtype = x.dtype
+        check_input(x, self.input_dim, self.time_first)
         if not self.time_first:
             x = x.transpose(1, 2)
         bsz, tsz, fsz = x.shape
 
-        # logits per group, then selection in fp32 (as the stock module does)
-        logits = self.weight_proj(x.reshape(-1, fsz))
         with torch.autocast(device_type=x.device.type, enabled=False):
-            logits = logits.to(compute_dtype(logits.dtype)).view(bsz * tsz, self.groups, self.num_vars)
+            # logits per group in fp32 (HyperVQ's precision policy), then selection
+            logits = project_fp32(self.weight_proj, x.reshape(-1, fsz)).view(bsz * tsz, self.groups, self.num_vars)
             hard_idx = logits.argmax(dim=-1)
             code_ppl, prob_ppl = group_perplexities(logits, hard_idx)
             result["code_perplexity"], result["prob_perplexity"] = code_ppl.sum(), prob_ppl.sum()

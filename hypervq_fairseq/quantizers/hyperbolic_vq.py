@@ -16,9 +16,10 @@ Per group ``g`` the quantizer owns ``V`` hyperplanes (normal ``z_k``, offset ``r
 5. code vector ``z_q = log_0(q_k) = r_k ẑ_k``, reached through the one-hot so that
    gradients flow to ``r`` and ``z``; groups are concatenated → ``(B, T, vq_dim)``.
 
-Precision: fairseq's ``--fp16`` casts every parameter to half. Steps 3-5 always run in
-float32 (float64 for float64 inputs) with autocast disabled; the output is cast back to the
-input's dtype.
+Precision: fairseq's ``--fp16`` casts every parameter (and the curvature buffer) to half.
+Steps 2-5 always run in float32 (float64 for float64 inputs) with autocast disabled, the
+half parameters being upcast inside the graph; the output is cast back to the input's dtype.
+Half storage only rounds the stored values (e.g. ``log c``); it never narrows the math.
 
 Initialisation: HNN++ starts ``r = 0``, which would make every code vector 0 and the first
 updates degenerate; we draw ``r ~ U(r_init)`` with a small positive range instead.
@@ -36,20 +37,31 @@ import torch.nn.functional as F
 from ..core.mlr import unidirectional_mlr_logits
 from ..core.poincare import check_curvature, distance_to_origin_from_tangent
 from ..core.guards import clamped_norm, compute_dtype
-from .perplexity import group_perplexities
+from .perplexity import code_usage, group_perplexities
 
 
 def parse_temp(temp: Union[str, Sequence[float]]) -> Tuple[float, float, float]:
     """``(max, min, decay)`` from a tuple or fairseq's string form ``"(2, 0.5, 0.999995)"``."""
-    if isinstance(temp, str):
-        temp = ast.literal_eval(temp)
-    temp = tuple(float(t) for t in temp)
+    given = temp
+    try:
+        if isinstance(temp, str):
+            temp = ast.literal_eval(temp)
+        temp = tuple(float(t) for t in temp)
+    except (ValueError, TypeError, SyntaxError):
+        raise ValueError(f"temp must be three numbers (max_temp, min_temp, decay), got {given!r}") from None
     if len(temp) != 3:
-        raise ValueError(f"temp must be (max_temp, min_temp, decay), got {temp!r}")
+        raise ValueError(f"temp must be three numbers (max_temp, min_temp, decay), got {given!r}")
     max_temp, min_temp, decay = temp
-    if not (max_temp > 0 and min_temp > 0 and 0 < decay <= 1):
-        raise ValueError(f"temp needs max_temp > 0, min_temp > 0 and 0 < decay <= 1, got {temp!r}")
+    if not (0 < min_temp <= max_temp and 0 < decay <= 1):
+        raise ValueError(f"temp needs 0 < min_temp <= max_temp and 0 < decay <= 1, got {given!r}")
     return max_temp, min_temp, decay
+
+
+def check_input(x: torch.Tensor, channels: int, time_first: bool) -> None:
+    """A readable error for the wrong layout instead of a shape error deep in a matmul."""
+    layout, axis = ("B×T×C", -1) if time_first else ("B×C×T", 1)
+    if x.dim() != 3 or x.shape[axis] != channels:
+        raise ValueError(f"quantizer input must be {layout} with C = {channels}; got shape {tuple(x.shape)}")
 
 
 def clip_tangent(v: torch.Tensor, radius: float) -> torch.Tensor:
@@ -67,6 +79,26 @@ def tangent_projection(dim: int, out_dim: int, depth: int, factor: int, activati
     for i in range(depth - 1):
         layers += [nn.Linear(dim if i == 0 else inner, inner), activation]
     return nn.Sequential(*layers, nn.Linear(inner, out_dim))
+
+
+def project_fp32(proj: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Run a :func:`tangent_projection` in float32 (float64 for float64 input), autocast or not.
+
+    fairseq's ``--fp16`` casts the projection's weights to half, and a half matrix product
+    overflows for inputs of norm ~1e5; upcasting costs one copy of ``x`` and keeps every
+    finite input finite. The weights are upcast inside the graph, so gradients still reach them
+    (in their own dtype).
+    """
+    dtype = compute_dtype(x.dtype)
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        x = x.to(dtype)
+        for layer in proj if isinstance(proj, nn.Sequential) else (proj,):
+            if isinstance(layer, nn.Linear):
+                bias = None if layer.bias is None else layer.bias.to(dtype)
+                x = F.linear(x, layer.weight.to(dtype), bias)
+            else:
+                x = layer(x)
+    return x
 
 
 class HyperbolicVectorQuantizer(nn.Module):
@@ -122,8 +154,9 @@ class HyperbolicVectorQuantizer(nn.Module):
         check_curvature(curvature)
         if clip_radius is not None and not clip_radius > 0:
             raise ValueError(f"clip_radius must be > 0 or None, got {clip_radius!r}")
-        if len(tuple(r_init)) != 2 or r_init[0] > r_init[1] or r_init == (0, 0):
-            raise ValueError(f"r_init must be a range (low, high) other than (0, 0), got {r_init!r}")
+        r_init = tuple(float(r) for r in r_init)
+        if len(r_init) != 2 or r_init[0] > r_init[1] or r_init == (0.0, 0.0):
+            raise ValueError(f"r_init must be a range (low, high) with low <= high, other than (0, 0); got {r_init!r}")
 
         self.input_dim = dim
         self.num_vars = num_vars
@@ -159,7 +192,8 @@ class HyperbolicVectorQuantizer(nn.Module):
 
     @property
     def curvature(self) -> torch.Tensor:
-        return self.log_curvature.float().exp()
+        """``c`` as a 0-dim tensor in float32 (float64 if the module is float64)."""
+        return self.log_curvature.to(compute_dtype(self.log_curvature.dtype)).exp()
 
     def codebook_vectors(self) -> torch.Tensor:
         """Code vectors ``r_k ẑ_k`` per group, ``(G, V, d)``, in float32 (or float64)."""
@@ -181,6 +215,11 @@ class HyperbolicVectorQuantizer(nn.Module):
         res = self.forward(x, produce_targets=True)
         return res["x"], res["targets"]
 
+    def tangent(self, rows: torch.Tensor) -> torch.Tensor:
+        """Tangent vectors ``(N, G, d)`` (float32 or wider, clipped if asked) for input rows ``(N, C)``."""
+        v = project_fp32(self.weight_proj, rows).view(rows.shape[0], self.groups, self.var_dim)
+        return v if self.clip_radius is None else clip_tangent(v, self.clip_radius)
+
     def logits(self, v: torch.Tensor) -> torch.Tensor:
         """MLR logits ``(N, G, V)`` for tangent vectors ``v (N, G, d)`` (float32 or wider)."""
         normals = self.normals.to(v.dtype)
@@ -194,17 +233,14 @@ class HyperbolicVectorQuantizer(nn.Module):
         in_dtype = x.dtype
 
         # 1. arrange the layout: (B, T, C)
+        check_input(x, self.input_dim, self.time_first)
         if not self.time_first:
             x = x.transpose(1, 2)
         bsz, tsz, fsz = x.shape
 
-        # 2. project to tangent coordinates, one d-dimensional vector per group
-        v = self.weight_proj(x.reshape(-1, fsz))
-
         with torch.autocast(device_type=x.device.type, enabled=False):
-            v = v.to(compute_dtype(v.dtype)).view(bsz * tsz, self.groups, self.var_dim)
-            if self.clip_radius is not None:
-                v = clip_tangent(v, self.clip_radius)
+            # 2. project to tangent coordinates in fp32, one d-dimensional vector per group
+            v = self.tangent(x.reshape(-1, fsz))                          # (N, G, d)
 
             # 3. hyperbolic MLR logits and codebook-usage statistics
             logits = self.logits(v)                                       # (N, G, V)
@@ -235,8 +271,7 @@ class HyperbolicVectorQuantizer(nn.Module):
 
     @torch.no_grad()
     def _diagnostics(self, v, hard_idx, code_ppl, prob_ppl) -> dict:
-        counts = torch.zeros(self.groups, self.num_vars, device=v.device)
-        counts.scatter_add_(1, hard_idx.t(), torch.ones_like(hard_idx.t(), dtype=counts.dtype))
+        counts = code_usage(hard_idx, self.num_vars) * hard_idx.shape[0]
         out = {f"code_perplexity_g{g}": code_ppl[g].detach() for g in range(self.groups)}
         out.update({f"prob_perplexity_g{g}": prob_ppl[g].detach() for g in range(self.groups)})
         out["code_counts"] = counts
