@@ -1,0 +1,104 @@
+"""Train a Gated PixelCNN prior over a frozen VQ-VAE's codes, sample, decode (paper §5.2).
+
+Codes of the training images are extracted once (eval mode, hard codes); the prior learns
+them with cross-entropy. Samples are drawn position by position, turned into decoder input
+with the quantizer's ``embed`` and decoded. With ``--inception-weights`` FID (against test
+images) and IS of the samples are computed; without it they are skipped, and the output
+says so.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import TensorDataset
+from tqdm import tqdm
+
+from .codebook import save_image_grid
+from .model import VQVAE
+from .pixelcnn import GatedPixelCNN
+from .runtime import batches, load_checkpoint, make_writer, ordered_batches, save_checkpoint, write_json
+
+
+@torch.no_grad()
+def extract_codes(model: VQVAE, ds, batch_size: int = 256) -> torch.Tensor:
+    model.eval()
+    return torch.cat([model.encode(x)[1].indices for x, _ in ordered_batches(ds, batch_size)])
+
+
+def train_prior(model: VQVAE, train_ds, *, out: str, steps: int, batch_size: int = 64, lr: float = 1e-3,
+                dim: int = 64, layers: int = 15, seed: int = 0, resume: bool = False, log_every: int = 10,
+                save_every: int = 200, quiet: bool = False) -> GatedPixelCNN:
+    ckpt = os.path.join(out, "prior.pt")
+    torch.manual_seed(seed)
+    prior = GatedPixelCNN(model.cfg.num_codes, dim=dim, layers=layers)
+    opt = torch.optim.Adam(prior.parameters(), lr=lr)
+    step = 0
+    if resume and os.path.exists(ckpt):
+        state = load_checkpoint(ckpt, kind="prior")
+        prior.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        step = state["step"]
+        torch.set_rng_state(state["rng"])
+    codes = TensorDataset(extract_codes(model, train_ds))
+    if not quiet:
+        print(f"[prior] GatedPixelCNN layers={layers} dim={dim} over {tuple(codes.tensors[0].shape[1:])} code maps, "
+              f"K={model.cfg.num_codes}, train maps={len(codes)} steps={step}->{steps}")
+
+    def save():
+        save_checkpoint(ckpt, {"kind": "prior", "model": prior.state_dict(), "optimizer": opt.state_dict(), "step": step,
+                               "rng": torch.get_rng_state(), "dim": dim, "layers": layers})
+
+    writer = make_writer(out)
+    it = batches(codes, batch_size, seed=seed, start_step=step)
+    bar = tqdm(total=steps, initial=step, desc="prior", disable=quiet, dynamic_ncols=True)
+    prior.train()
+    while step < steps:
+        (c,) = next(it)
+        loss = F.cross_entropy(prior(c), c)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        if step % log_every == 0 or step == steps:
+            bar.set_postfix(nll=f"{loss.item():.3f}", bits_per_code=f"{loss.item() / 0.6931:.2f}")
+            writer.add_scalar("prior/nll", loss.item(), step)
+        if step % save_every == 0 and step < steps:
+            save()
+        bar.update(1)
+    bar.close()
+    save()
+    writer.close()
+    return prior.eval()
+
+
+@torch.no_grad()
+def sample_images(model: VQVAE, prior: GatedPixelCNN, n: int, shape, seed: int = 0) -> torch.Tensor:
+    codes = prior.sample(n, shape, generator=torch.Generator().manual_seed(seed))
+    return model.decode(model.quantizer.embed(codes)).clamp(-0.5, 0.5)
+
+
+def run_prior(model: VQVAE, train_ds, test_ds, *, out: str, steps: int, samples: int, inception_weights: str = None,
+              **train_kw) -> dict:
+    prior = train_prior(model, train_ds, out=out, steps=steps, **train_kw)
+    test_codes = extract_codes(model, test_ds)
+    nll = F.cross_entropy(prior(test_codes), test_codes).item()
+    images = sample_images(model, prior, samples, tuple(test_codes.shape[1:]), seed=train_kw.get("seed", 0))
+    png = os.path.join(out, "samples.png")
+    save_image_grid(images, png, scale=2)
+    metrics = {"test_nll": nll, "samples": samples, "samples_png": png}
+    if inception_weights:
+        from .inception_metrics import frechet_distance, inception_outputs, inception_score, load_inception
+
+        net = load_inception(inception_weights)
+        real = torch.stack([test_ds[i][0] for i in range(min(len(test_ds), max(samples, 2)))])
+        f_fake, p_fake = inception_outputs(net, images)
+        f_real, _ = inception_outputs(net, real)
+        metrics["fid"] = frechet_distance(f_real, f_fake)
+        metrics["inception_score"], metrics["inception_score_std"] = inception_score(p_fake)
+    else:
+        metrics["fid"] = metrics["inception_score"] = None
+        metrics["note"] = "FID/IS skipped: pass --inception-weights PATH (a torchvision inception_v3 state dict)"
+    write_json(os.path.join(out, "prior_metrics.json"), metrics)
+    return metrics

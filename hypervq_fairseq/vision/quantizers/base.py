@@ -1,0 +1,74 @@
+"""The interface every vision quantizer shares, so trainers can swap them by name.
+
+A vision quantizer takes the encoder output ``z_e`` laid out as images, ``(B, C, H, W)``,
+and returns a :class:`VQOutput`: the straight-through code vectors ``z_q`` (same shape),
+an auxiliary loss to add to the reconstruction loss (commitment / codebook terms; zero
+for the Gumbel-type quantizers, whose codes learn through the straight-through one-hot),
+the hard code indices ``(B, H, W)`` and the batch's code perplexity.
+
+``features(z_e)`` gives the per-position vectors ``(N, D)`` on which each quantizer makes its
+decision, and ``embed(indices)`` turns a map of code indices back into decoder input: the
+codebook visualisation (each code as a 1×1 latent) and the PixelCNN prior's samples use it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+
+@dataclass
+class VQOutput:
+    z_q: torch.Tensor          # (B, C, H, W), straight-through code vectors
+    loss: torch.Tensor         # scalar auxiliary loss (0 where the method has none)
+    indices: torch.Tensor      # (B, H, W) long
+    perplexity: torch.Tensor   # scalar code perplexity of this batch (no grad)
+
+
+def to_rows(z: torch.Tensor) -> torch.Tensor:
+    """``(B, C, H, W)`` → ``(B·H·W, C)``."""
+    return z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])
+
+
+def from_rows(rows: torch.Tensor, like_shape) -> torch.Tensor:
+    """``(B·H·W, C)`` → ``(B, C, H, W)`` for a tensor shaped like ``like_shape``."""
+    b, c, h, w = like_shape
+    return rows.reshape(b, h, w, c).permute(0, 3, 1, 2).contiguous()
+
+
+def to_sequence(z: torch.Tensor) -> torch.Tensor:
+    """``(B, C, H, W)`` → ``(B, H·W, C)``, the ``time_first`` layout of the shared quantizers."""
+    return z.flatten(2).transpose(1, 2)
+
+
+def from_sequence(x: torch.Tensor, like_shape) -> torch.Tensor:
+    b, c, h, w = like_shape
+    return x.transpose(1, 2).reshape(b, c, h, w)
+
+
+class VisionQuantizer(nn.Module):
+    """Base class: holds ``dim`` and ``num_codes``; subclasses implement the method."""
+
+    def __init__(self, dim: int, num_codes: int):
+        super().__init__()
+        if dim < 1:
+            raise ValueError(f"embedding dim must be >= 1, got {dim}")
+        if num_codes < 2:
+            raise ValueError(f"num_codes must be >= 2, got {num_codes}")
+        self.dim, self.num_codes = dim, num_codes
+
+    def set_num_updates(self, num_updates: int) -> None:
+        """Temperature schedules (Gumbel-type quantizers) follow the update count."""
+
+    def codebook(self) -> torch.Tensor:
+        """Code vectors as the decoder sees them, ``(K, C)``."""
+        raise NotImplementedError
+
+    def features(self, z_e: torch.Tensor) -> torch.Tensor:
+        """Per-position vectors the code decision is made on, ``(N, D)``."""
+        return to_rows(z_e)
+
+    def embed(self, indices: torch.Tensor) -> torch.Tensor:
+        """Code indices ``(B, H, W)`` → decoder input ``(B, C, H, W)``."""
+        return self.codebook()[indices].permute(0, 3, 1, 2).contiguous()

@@ -1,0 +1,364 @@
+"""Train and evaluate a VQ-SA classifier with corruption augmentation (paper §5.4, Table 6).
+
+    # offline, CPU, a few minutes: small backbone from scratch on Fashion-MNIST, all four rows
+    hypervq-vision vqsa compare --out runs/vqsa --epochs-ref 3 --epochs 2
+
+    # one model: HyperVQ-SA on a backbone trained before (its checkpoint), then its table row
+    hypervq-vision vqsa train --quantizer hypervq --backbone-weights runs/vqsa/reference/checkpoint_last.pt --out runs/hvq
+    hypervq-vision vqsa eval --out runs/hvq --reference runs/vqsa/reference/errors.json
+
+    # the paper's setting, one GPU: ResNet-50 from a local torchvision state_dict, K=1024, 50 epochs
+    hypervq-vision vqsa train --dataset imagenet --data-root /data/imagenet --backbone resnet50 \
+        --backbone-weights resnet50.pth --quantizer hypervq --codes 1024 --dim 512 --pool 7 \
+        --epochs 50 --batch-size 128 --lr 1e-3 --backbone-lr-mult 0.1 --device cuda --num-workers 16 \
+        --out runs/hypervq_sa
+
+Training follows VQ-SA: every batch holds clean images and corrupted copies of them (a random
+known corruption at a random severity each); the loss is cross-entropy on both, the
+quantizer's own loss, and a consistency term ``‖ẑ(corrupted) − sg(ẑ(clean))‖²`` that asks a
+corrupted image to land on its clean image's codes (the "same discrete embedding space").
+The reference row (backbone alone) is trained on clean images only, like the paper's ResNet-50.
+
+Evaluation writes ``errors.json``: the clean top-1 error and ``E_{s,c}`` for every known and
+unknown corruption ``c`` and severity ``s``; with a reference model's ``errors.json`` it also
+writes ``metrics.json`` (clean / known / unknown accuracy, mCE; see :mod:`.metrics`).
+
+Checkpoints (``checkpoint_last.pt``) are written atomically every ``--save-every`` steps and
+at each epoch's end; ``--resume`` continues at the exact batch: batches come from a
+permutation seeded by ``(seed, epoch)`` and corruptions are seeded per image.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field, fields
+from typing import Dict, List, Optional
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset, Subset
+from tqdm import tqdm
+
+from ..runtime import atomic_write, load_checkpoint, save_checkpoint, set_threads, write_json
+from .corruptions import KNOWN_CORRUPTIONS, SEVERITIES, UNKNOWN_CORRUPTIONS, RandomCorruption, check_split, parse_names
+from .data import (GRAY_MEAN, GRAY_STD, IMAGENET_MEAN, IMAGENET_STD, CorruptedView, ImageFolderUint8, Normalise,
+                   TrainPairs, load_small)
+from .metrics import summary
+from .model import VQSAClassifier, build_backbone, num_parameters
+
+CHECKPOINT = "checkpoint_last.pt"
+KIND = "vqsa"
+# Options that must match between a checkpoint and the run that resumes it.
+ARCH_KEYS = ("dataset", "backbone", "width", "quantizer", "codes", "dim", "heads", "pool")
+
+
+@dataclass
+class VQSAConfig:
+    out: str = field(metadata={"help": "output folder: checkpoint, errors.json, metrics.json"})
+    dataset: str = field(default="fashion-mnist", metadata={"help": "fashion-mnist | digits | imagenet"})
+    data_root: Optional[str] = field(default=None, metadata={"help": "dataset folder (fashion-mnist: the idx files; imagenet: train/ and val/)"})
+    cache_dir: Optional[str] = field(default=None, metadata={"help": "where Fashion-MNIST is decompressed"})
+    imagenet_c: Optional[str] = field(default=None, metadata={"help": "ImageNet-C folder (<corruption>/<severity>/<class>/...) for evaluation"})
+    train_limit: int = field(default=0, metadata={"help": "seeded random subset of the training set (0: all)"})
+    eval_limit: int = field(default=0, metadata={"help": "seeded random subset of the evaluation set (0: all)"})
+    backbone: str = field(default="small", metadata={"help": "small (from scratch) | resnet50"})
+    backbone_weights: Optional[str] = field(default=None, metadata={"help": "torchvision ResNet-50 state_dict, or a vqsa checkpoint whose backbone to reuse"})
+    width: int = field(default=32, metadata={"help": "small backbone: channels of the first stage"})
+    quantizer: str = field(default="hypervq", metadata={"help": "hypervq | vq | gumbel | none (backbone alone)"})
+    codes: int = field(default=1024, metadata={"help": "codebook size K"})
+    dim: int = field(default=128, metadata={"help": "width d of the quantized tokens and the attention layer"})
+    heads: int = field(default=4, metadata={"help": "attention heads"})
+    pool: int = field(default=4, metadata={"help": "positions per side after pooling [z, ẑ]"})
+    known: str = field(default="all", metadata={"help": "comma-separated known (training) corruptions, or 'all' (the 15 of ImageNet-C)"})
+    unknown: str = field(default="all", metadata={"help": "comma-separated unknown (held-out) corruptions, or 'all' (the 4 extra of ImageNet-C)"})
+    train_corruptions: bool = field(default=True, metadata={"help": "train on clean + corrupted pairs (off: clean only, the reference)"})
+    p_corrupt: float = field(default=1.0, metadata={"help": "probability that a pair's copy is corrupted"})
+    severities: str = field(default="1,2,3,4,5", metadata={"help": "severities used in training and evaluation"})
+    epochs: int = field(default=2, metadata={"help": "training epochs"})
+    batch_size: int = field(default=128, metadata={"help": "clean images per batch (pairs double it)"})
+    lr: float = field(default=2e-3, metadata={"help": "peak learning rate (AdamW, cosine decay, 3% warm-up)"})
+    backbone_lr_mult: float = field(default=1.0, metadata={"help": "backbone learning rate = lr × this (e.g. 0.1 for a pretrained backbone)"})
+    weight_decay: float = field(default=1e-4, metadata={"help": "AdamW weight decay"})
+    consistency_weight: float = field(default=1.0, metadata={"help": "weight of ‖ẑ(corrupted) − sg(ẑ(clean))‖²"})
+    diversity_weight: float = field(default=0.1, metadata={"help": "wav2vec 2.0 diversity loss for hypervq / gumbel"})
+    temp: str = field(default="(2, 0.5, 0.999)", metadata={"help": "Gumbel temperature (max, min, decay per update)"})
+    seed: int = field(default=0, metadata={"help": "seed for weights, batches and corruptions"})
+    save_every: int = field(default=200, metadata={"help": "checkpoint every N steps (and at each epoch end)"})
+    resume: bool = field(default=False, metadata={"help": "continue from OUT/checkpoint_last.pt if it exists"})
+    device: str = field(default="cpu", metadata={"help": "cpu | cuda | cuda:N"})
+    threads: int = field(default=0, metadata={"help": "torch CPU threads (0: torch's default)"})
+    num_workers: int = field(default=0, metadata={"help": "DataLoader workers (corruption runs in them)"})
+    eval_batch_size: int = field(default=256, metadata={"help": "evaluation batch size"})
+    progress: bool = field(default=True, metadata={"help": "tqdm progress bars"})
+
+    def __post_init__(self):
+        if self.quantizer not in ("hypervq", "vq", "gumbel", "none"):
+            raise ValueError(f"quantizer must be hypervq, vq, gumbel or none, got {self.quantizer!r}")
+        if self.dataset not in ("fashion-mnist", "digits", "imagenet"):
+            raise ValueError(f"dataset must be fashion-mnist, digits or imagenet, got {self.dataset!r}")
+        if self.dataset == "imagenet" and not self.data_root:
+            raise ValueError("dataset imagenet needs --data-root with train/ and val/ folders")
+        check_split(self.known_list, self.unknown_list)
+        bad = [s for s in self.severity_list if s not in SEVERITIES]
+        if bad or not self.severity_list:
+            raise ValueError(f"severities must be a non-empty subset of {SEVERITIES}, got {self.severities!r}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}")
+
+    @property
+    def known_list(self) -> List[str]:
+        return parse_names(self.known, KNOWN_CORRUPTIONS)
+
+    @property
+    def unknown_list(self) -> List[str]:
+        return parse_names(self.unknown, UNKNOWN_CORRUPTIONS)
+
+    @property
+    def severity_list(self) -> List[int]:
+        return [int(s) for s in self.severities.split(",") if s.strip()]
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """One ``--flag`` per :class:`VQSAConfig` field, with its help text."""
+    for f in fields(VQSAConfig):
+        flag = "--" + f.name.replace("_", "-")
+        help_text = f.metadata.get("help", "").replace("%", "%%")
+        if f.type in ("bool", bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=help_text)
+            continue
+        kind = {"int": int, "float": float}.get(str(f.type), str)
+        required = f.name == "out"
+        parser.add_argument(flag, type=kind, default=None if required else f.default, required=required,
+                            help=f"{help_text} (default: {f.default})" if not required else help_text)
+
+
+def config_from_args(args: argparse.Namespace, **override) -> VQSAConfig:
+    values = {f.name: getattr(args, f.name) for f in fields(VQSAConfig) if hasattr(args, f.name)}
+    values.update(override)
+    return VQSAConfig(**values)
+
+
+# -- data ---------------------------------------------------------------------------------
+
+def normaliser(cfg: VQSAConfig) -> Normalise:
+    return Normalise(IMAGENET_MEAN, IMAGENET_STD) if cfg.backbone == "resnet50" else Normalise(GRAY_MEAN, GRAY_STD)
+
+
+def load_split(cfg: VQSAConfig, train: bool) -> Dataset:
+    """uint8 images of the training or evaluation split, limited to a seeded subset when asked."""
+    limit = cfg.train_limit if train else cfg.eval_limit
+    if cfg.dataset in ("fashion-mnist", "digits"):
+        return load_small(cfg.dataset, train=train, root=cfg.data_root, cache_dir=cfg.cache_dir, limit=limit, seed=cfg.seed)
+    ds = ImageFolderUint8(os.path.join(cfg.data_root, "train" if train else "val"), train=train)
+    if limit and limit < len(ds):
+        g = torch.Generator().manual_seed(cfg.seed)
+        ds = Subset(ds, torch.randperm(len(ds), generator=g)[:limit].tolist())
+    return ds
+
+
+def num_classes_of(ds: Dataset) -> int:
+    return ds.dataset.num_classes if isinstance(ds, Subset) else ds.num_classes
+
+
+# -- model --------------------------------------------------------------------------------
+
+def build_model(cfg: VQSAConfig, num_classes: int) -> VQSAClassifier:
+    backbone = build_backbone(cfg.backbone, width=cfg.width)
+    model = VQSAClassifier(backbone, num_classes, quantizer=cfg.quantizer, dim=cfg.dim, num_codes=cfg.codes,
+                           heads=cfg.heads, pool=cfg.pool, temp=cfg.temp, diversity_weight=cfg.diversity_weight)
+    if cfg.backbone_weights:
+        load_backbone_weights(model, cfg.backbone_weights, cfg.backbone)
+    return model
+
+
+def load_backbone_weights(model: VQSAClassifier, path: str, backbone: str) -> None:
+    """Initialise the backbone from a vqsa checkpoint or, for resnet50, a torchvision state_dict."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"backbone weights {path!r} not found")
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if isinstance(state, dict) and state.get("kind") == KIND:
+        if state["config"]["backbone"] != backbone:
+            raise ValueError(f"{path} holds a {state['config']['backbone']!r} backbone, expected {backbone!r}")
+        sub = {k[len("backbone."):]: v for k, v in state["model"].items() if k.startswith("backbone.")}
+        model.backbone.load_state_dict(sub)
+        return
+    if backbone != "resnet50":
+        raise ValueError(f"{path} is not a vqsa checkpoint; only --backbone resnet50 accepts a torchvision state_dict")
+    from .model import load_resnet50_weights
+    from torchvision.models import resnet50
+
+    net = resnet50(weights=None)
+    load_resnet50_weights(net, path)
+    model.backbone.body.load_state_dict(torch.nn.Sequential(*list(net.children())[:-2]).state_dict())
+
+
+def make_optimizer(model: VQSAClassifier, cfg: VQSAConfig) -> torch.optim.Optimizer:
+    groups = [
+        {"params": list(model.backbone.parameters()), "lr_mult": cfg.backbone_lr_mult},
+        {"params": list(model.head.parameters()), "lr_mult": 1.0},
+    ]
+    return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def lr_at(step: int, total: int, peak: float) -> float:
+    """Linear warm-up over 3% of the steps, then cosine decay to 0."""
+    warmup = max(1, int(0.03 * total))
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    return 0.5 * peak * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+
+
+# -- training -----------------------------------------------------------------------------
+
+def train_step(model: VQSAClassifier, batch, cfg: VQSAConfig, device) -> Dict[str, torch.Tensor]:
+    """Forward and losses for one batch; returns the loss terms (``loss`` is their weighted sum)."""
+    if len(batch) == 3:  # VQ-SA pairs: clean and corrupted copies share labels
+        clean, corrupted, y = batch
+        x, y, n_clean = torch.cat([clean, corrupted]).to(device), torch.cat([y, y]).to(device), clean.shape[0]
+    else:
+        x, y = batch
+        x, y, n_clean = x.to(device), y.to(device), None
+    logits, q = model(x)
+    out = {"ce": F.cross_entropy(logits, y), "acc": (logits.argmax(-1) == y).float().mean()}
+    loss = out["ce"]
+    if q is not None:
+        out["vq"] = q.loss
+        out["ppl"] = q.perplexity.detach()
+        loss = loss + q.loss
+        if n_clean is not None and cfg.consistency_weight > 0:
+            out["consistency"] = F.mse_loss(q.z_q[n_clean:], q.z_q[:n_clean].detach())
+            loss = loss + cfg.consistency_weight * out["consistency"]
+    out["loss"] = loss
+    return out
+
+
+def _epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> List[List[int]]:
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100003 + epoch)).tolist()
+    return [perm[i:i + batch_size] for i in range(0, n - batch_size + 1, batch_size)]
+
+
+def train(cfg: VQSAConfig) -> VQSAClassifier:
+    """Train (or resume) the model described by ``cfg``; returns it in eval mode."""
+    set_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    device = torch.device(cfg.device)
+    train_base = load_split(cfg, train=True)
+    num_classes = num_classes_of(train_base)
+    corruption = RandomCorruption(cfg.known_list, seed=cfg.seed, p=cfg.p_corrupt, severities=cfg.severity_list) \
+        if cfg.train_corruptions else None
+    pairs = TrainPairs(train_base, normaliser(cfg), corruption)
+
+    model = build_model(cfg, num_classes).to(device)
+    opt = make_optimizer(model, cfg)
+    per_epoch = len(pairs) // cfg.batch_size
+    if per_epoch == 0:
+        raise ValueError(f"batch size {cfg.batch_size} is larger than the training set ({len(pairs)} images)")
+    total = per_epoch * cfg.epochs
+    step = 0
+    ckpt_path = os.path.join(cfg.out, CHECKPOINT)
+    if cfg.resume and os.path.exists(ckpt_path):
+        state = load_checkpoint(ckpt_path, KIND)
+        for k in ARCH_KEYS:
+            if state["config"][k] != getattr(cfg, k):
+                raise ValueError(f"{ckpt_path} was trained with {k}={state['config'][k]!r}, this run has {getattr(cfg, k)!r}")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"])
+        step = state["step"]
+        print(f"[vqsa] resumed {ckpt_path} at step {step}/{total}")
+
+    print(f"[vqsa] {cfg.dataset}: {len(pairs)} training images, {num_classes} classes, {per_epoch} steps/epoch × "
+          f"{cfg.epochs} epochs = {total} steps | backbone {cfg.backbone} {num_parameters(model.backbone) / 1e6:.2f} M, "
+          f"head {cfg.quantizer} {num_parameters(model.head) / 1e6:.2f} M | "
+          f"{'clean + corrupted pairs (' + str(len(cfg.known_list)) + ' known corruptions)' if corruption else 'clean only'}")
+
+    def checkpoint():
+        save_checkpoint(ckpt_path, {"kind": KIND, "config": asdict(cfg), "model": model.state_dict(),
+                                    "optimizer": opt.state_dict(), "step": step, "rng": torch.get_rng_state()})
+
+    model.train()
+    bar = tqdm(total=total, initial=step, desc=f"vqsa {cfg.quantizer}", disable=not cfg.progress, dynamic_ncols=True)
+    t0 = time.time()
+    while step < total:
+        epoch, offset = divmod(step, per_epoch)
+        pairs.set_epoch(epoch)
+        order = _epoch_batches(len(pairs), cfg.batch_size, cfg.seed, epoch)[offset:]
+        loader = DataLoader(pairs, batch_sampler=order, num_workers=cfg.num_workers)
+        for batch in loader:
+            model.set_num_updates(step)
+            lr = lr_at(step, total, cfg.lr)
+            for g in opt.param_groups:
+                g["lr"] = lr * g["lr_mult"]
+            terms = train_step(model, batch, cfg, device)
+            if not torch.isfinite(terms["loss"]):
+                raise FloatingPointError(f"non-finite loss at step {step}: { {k: float(v) for k, v in terms.items()} }")
+            opt.zero_grad(set_to_none=True)
+            terms["loss"].backward()
+            opt.step()
+            step += 1
+            bar.update(1)
+            bar.set_postfix({k: f"{float(v.detach()):.3g}" for k, v in terms.items() if k in ("loss", "ce", "acc", "ppl")})
+            if step % cfg.save_every == 0 or step % per_epoch == 0:
+                checkpoint()
+    bar.close()
+    print(f"[vqsa] trained {total} steps in {time.time() - t0:.0f} s")
+    return model.eval()
+
+
+# -- evaluation ---------------------------------------------------------------------------
+
+@torch.no_grad()
+def error_rate(model: VQSAClassifier, ds: Dataset, cfg: VQSAConfig, device) -> float:
+    wrong = seen = 0
+    for x, y in DataLoader(ds, batch_size=cfg.eval_batch_size, num_workers=cfg.num_workers):
+        logits, _ = model(x.to(device))
+        wrong += int((logits.argmax(-1).cpu() != y).sum())
+        seen += len(y)
+    return wrong / seen
+
+
+def evaluate(model: VQSAClassifier, cfg: VQSAConfig, reference: Optional[dict] = None) -> dict:
+    """Clean error and ``E_{s,c}`` for every known and unknown corruption; writes errors.json (and metrics.json)."""
+    set_threads(cfg.threads)
+    device = torch.device(cfg.device)
+    model.eval().to(device)
+    norm = normaliser(cfg)
+    base = load_split(cfg, train=False)
+    names = cfg.known_list + cfg.unknown_list
+    jobs = [(c, s) for c in names for s in cfg.severity_list]
+    errors: Dict[str, Dict[int, float]] = {c: {} for c in names}
+    clean = error_rate(model, CorruptedView(base, norm), cfg, device)
+    for c, s in tqdm(jobs, desc="ImageNet-C" if cfg.imagenet_c else "corruptions", disable=not cfg.progress):
+        if cfg.imagenet_c:
+            view = CorruptedView(ImageFolderUint8(os.path.join(cfg.imagenet_c, c, str(s)), train=False, resize=None), norm)
+        else:
+            view = CorruptedView(base, norm, c, s, seed=cfg.seed)
+        errors[c][s] = error_rate(model, view, cfg, device)
+    result = {"clean": clean, "corruptions": errors, "known": cfg.known_list, "unknown": cfg.unknown_list,
+              "quantizer": cfg.quantizer, "eval_images": len(base)}
+    write_json(os.path.join(cfg.out, "errors.json"), result)
+    if reference is not None:
+        metrics = row_metrics(result, reference)
+        write_json(os.path.join(cfg.out, "metrics.json"), metrics)
+        result["metrics"] = metrics
+    return result
+
+
+def row_metrics(result: dict, reference: dict) -> dict:
+    """Table 6's columns for one model against a reference model's errors (both as in errors.json)."""
+    return summary(result["clean"], _int_keys(result["corruptions"]), result["known"], result["unknown"],
+                   _int_keys(reference["corruptions"]))
+
+
+def _int_keys(errors: dict) -> Dict[str, Dict[int, float]]:
+    """JSON turns severity keys into strings; restore them."""
+    return {c: {int(s): float(e) for s, e in per.items()} for c, per in errors.items()}
+
+
+def write_text(path: str, text: str) -> None:
+    def write(tmp):
+        with open(tmp, "w") as f:
+            f.write(text)
+    atomic_write(path, write)
