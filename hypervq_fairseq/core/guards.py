@@ -22,6 +22,10 @@ DIRECT_EVAL_MAX = 15.0
 # 1e-20 of a decision hyperplane at a point far from the origin, where the logit is ~0.
 LOG_DOMAIN_TINY = 1e-20
 
+# Below this |x|, sinh(x)/x is evaluated by its series 1 + x²/6 (next term x⁴/120 < 1e-18):
+# the quotient itself would be 0/0 at the origin.
+SINH_SERIES_MAX = 1e-4
+
 # Points closer than this (relative) to the boundary of the ball are projected back
 # inside before log_0 / artanh. Matches the usual float32/float64 projection margins.
 BALL_EPS = {torch.float32: 4e-3, torch.float64: 1e-5}
@@ -56,6 +60,6 @@ def artanh(x: torch.Tensor) -> torch.Tensor:
 
 def sinh_over_x(x: torch.Tensor) -> torch.Tensor:
     """sinh(x)/x with its limit 1 at 0 (smooth, so autograd is safe at the origin)."""
-    small = x.abs() < 1e-4
+    small = x.abs() < SINH_SERIES_MAX
     safe = torch.where(small, torch.ones_like(x), x)
     return torch.where(small, 1 + x * x / 6, torch.sinh(safe) / safe)

@@ -92,10 +92,11 @@ def unidirectional_mlr_logits(v: torch.Tensor, z: torch.Tensor, r: torch.Tensor,
         r: signed offsets of the hyperplanes along ``ẑ_k``, ``(K,)`` or ``(G, K)``.
         c: curvature magnitude (``c > 0``), a float or a 0-dim tensor (learnable curvature).
 
-    The math runs in float32, or float64 when ``v`` is float64; the result has ``v``'s dtype.
+    The math runs in float32, or float64 when ``v`` is float64, and the logits are returned in
+    that dtype: for fp16/bf16 ``v`` they stay float32, because logits of large inputs exceed
+    fp16's range (and feed a float32 softmax anyway).
     """
     _check_shapes(v, z, r)
-    out_dtype = v.dtype
     dtype = compute_dtype(v.dtype)
     v, z, r = v.to(dtype), z.to(dtype), r.to(dtype)
     sqrt_c = torch.as_tensor(c, dtype=dtype, device=v.device).sqrt()
@@ -127,5 +128,4 @@ def unidirectional_mlr_logits(v: torch.Tensor, z: torch.Tensor, r: torch.Tensor,
         two_s_far = two_s.reshape(-1, 1).index_select(0, idx)
         arg = arg.reshape(-1, num_codes).index_copy(0, idx, _asinh_log_domain(m_far, two_s_far)).view_as(m)
 
-    logits = arg * (2 / sqrt_c * z_norm.squeeze(-1))
-    return logits.to(out_dtype)
+    return arg * (2 / sqrt_c * z_norm.squeeze(-1))
