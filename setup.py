@@ -51,7 +51,7 @@ setup(
     install_requires=install_requires,
     extras_require={
         "vision": ["torchvision"],
-        "dev": ["pytest"],
+        "dev": ["pytest", "mpmath"],  # mpmath: high-precision reference in the core math tests
     },
     entry_points={
         "console_scripts": [
