@@ -32,13 +32,16 @@ def check_user_dir(user_dir: Optional[str]) -> None:
     if path in loaded:
         return
     here = loaded[0] if loaded else "?"
+    root = os.path.dirname(path)
+    has_setup = any(os.path.exists(os.path.join(root, f)) for f in ("setup.py", "pyproject.toml"))
+    reinstall = f"pip install -e {root}" if has_setup else "pip install -e <the project folder holding setup.py>"
     raise UserDirConflictError(
         f"user_dir={user_dir!r} is a second copy of {PACKAGE}: the installed plugin is already "
         f"loaded from {here!r}, and fairseq cannot import two packages with the same name.\n"
         f"Fix, one of:\n"
         f"  - drop common.user_dir / --user-dir: the installed plugin registers its models by itself;\n"
         f"  - point it to the installed copy: common.user_dir={here};\n"
-        f"  - install the copy you want instead: pip install -e {os.path.dirname(path)}"
+        f"  - or install the copy you want instead: {reinstall}"
     )
 
 

@@ -20,7 +20,6 @@ inside fairseq's programs; ``common.user_dir`` / ``--user-dir`` do it too)::
 
     fairseq-hydra-train --config-name hypervq_w2v2_tiny task.data=MANIFEST_DIR
 """
-from __future__ import annotations
 
 import ast
 from dataclasses import dataclass, field
@@ -93,6 +92,7 @@ class DeadCodeMonitor(nn.Module):
         self.window = window
         self.register_buffer("used", torch.zeros(window, groups, num_vars, dtype=torch.bool), persistent=False)
         self.slot = 0
+        self.observed = False
 
     def set_num_updates(self, num_updates: int) -> None:
         slot = num_updates % self.window
@@ -103,8 +103,12 @@ class DeadCodeMonitor(nn.Module):
     @torch.no_grad()
     def observe(self, code_counts: torch.Tensor) -> None:
         self.used[self.slot] |= code_counts.to(self.used.device) > 0
+        self.observed = True
 
-    def dead_codes(self) -> int:
+    def dead_codes(self) -> Optional[int]:
+        """Codes (all groups) unused in the window; None before any training batch was seen."""
+        if not self.observed:
+            return None
         return int((~self.used.any(dim=0)).sum())
 
 
@@ -172,7 +176,9 @@ class HyperVQWav2Vec2Model(Wav2Vec2Model):
                 result[key] = value
         if self.training:
             self.monitor.observe(diag["code_counts"])
-        result["dead_codes"] = self.monitor.dead_codes()
+        dead = self.monitor.dead_codes()
+        if dead is not None:
+            result["dead_codes"] = dead
         return result
 
     def remove_pretraining_modules(self, last_layer=None):

@@ -1,0 +1,190 @@
+"""Whole wav2vec 2.0 BASE training step: HyperVQ model vs fairseq's stock model, on CPU.
+
+Why: the stock ``GumbelVectorQuantizer`` broadcasts an N×(G·V)×d product to look codes up,
+which is expensive at BASE shapes; the claim is that swapping in HyperVQ leaves a whole
+pretraining step no slower and lighter in peak memory. One step = forward, the wav2vec 2.0
+loss (InfoNCE + diversity + feature penalty, fairseq's own criterion), backward.
+
+Method: both models are built from the same ``Wav2Vec2Config`` (fairseq's BASE defaults plus
+the LibriSpeech recipe's ``quantize_targets``, ``final_dim 256``, ``feature_grad_mult 0.1``,
+``encoder_layerdrop 0.05``); the stock one is fairseq's registered ``wav2vec2``, ours is
+``hypervq_wav2vec2``. Time: in one process, interleaved (stock, HyperVQ, stock, ...) after a
+warm-up step each, same batch and seed, reported as the median ratio. Peak memory: each model
+in its own fresh subprocess (peak RSS of the process, and its growth during the step).
+The batch is random audio (timing does not depend on content).
+
+    python bench/bench_w2v2_step.py                      # 4 x 16 s (~4,000 frames), 3 rounds
+    python bench/bench_w2v2_step.py --batch 2 --seconds 8 --rounds 2   # a quicker look
+    python bench/bench_w2v2_step.py --memory-only
+"""
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+SAMPLE_RATE = 16000
+
+
+def build(kind: str):
+    import hypervq_fairseq.models  # noqa: F401  (registers hypervq_wav2vec2)
+    from fairseq.models.wav2vec.wav2vec2 import Wav2Vec2Model
+    from hypervq_fairseq.models.hypervq_wav2vec2 import HyperVQWav2Vec2Config, HyperVQWav2Vec2Model
+
+    cfg = HyperVQWav2Vec2Config(
+        quantize_targets=True, final_dim=256, encoder_layerdrop=0.05, dropout_input=0.1,
+        dropout_features=0.1, feature_grad_mult=0.1,
+        quantizer_type="hyperbolic" if kind == "hypervq" else "gumbel",
+    )
+    if kind == "hypervq":
+        return HyperVQWav2Vec2Model(cfg)
+    return Wav2Vec2Model(cfg)  # fairseq's own class, stock quantizer
+
+
+def make_batch(batch: int, seconds: float, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, int(seconds * SAMPLE_RATE), generator=g)
+
+
+def loss_of(model, source):
+    """fairseq's wav2vec criterion with the BASE recipe's weights, on one batch."""
+    from fairseq.criterions.wav2vec_criterion import Wav2vecCriterion
+
+    crit = Wav2vecCriterion(task=None, infonce=True, loss_weights=[0.1, 10], log_keys=[])
+    sample = {"net_input": {"source": source}, "id": torch.arange(source.shape[0])}
+    loss, _, log = crit(model, sample)
+    return loss, log
+
+
+def step(model, source, seed: int) -> float:
+    torch.manual_seed(seed)
+    model.zero_grad(set_to_none=True)
+    start = time.perf_counter()
+    loss, _ = loss_of(model, source)
+    loss.backward()
+    elapsed = time.perf_counter() - start
+    if not torch.isfinite(loss):
+        raise RuntimeError(f"non-finite loss {loss.item()}")
+    return elapsed
+
+
+class PeakRSS:
+    """Peak resident memory of this process during a block, sampled from /proc every 2 ms.
+
+    ``ru_maxrss`` cannot be reset, so it would also count whatever happened before the step.
+    """
+
+    def __init__(self, interval: float = 0.002):
+        self.interval = interval
+        self.peak = self.start = 0
+
+    @staticmethod
+    def current() -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * resource.getpagesize()
+
+    def _watch(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.current())
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        import threading
+
+        self.start = self.peak = self.current()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.current())
+
+
+def memory_child(kind: str, batch: int, seconds: float) -> None:
+    model = build(kind).train()
+    source = make_batch(batch, seconds)
+    with PeakRSS() as mem:
+        step(model, source, seed=0)
+    gb = 2**30
+    print(json.dumps({"kind": kind, "peak_rss_gb": mem.peak / gb, "step_growth_gb": (mem.peak - mem.start) / gb}))
+
+
+def measure_memory(batch: int, seconds: float) -> dict:
+    out = {}
+    for kind in ("stock", "hypervq"):
+        proc = subprocess.run(
+            [sys.executable, __file__, "--child-memory", kind, "--batch", str(batch), "--seconds", str(seconds)],
+            capture_output=True, text=True, check=False,
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"memory child {kind} failed:\n{proc.stderr[-3000:]}")
+        out[kind] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return out
+
+
+def measure_time(batch: int, seconds: float, rounds: int) -> dict:
+    torch.manual_seed(0)
+    models = {"stock": build("stock").train(), "hypervq": build("hypervq").train()}
+    source = make_batch(batch, seconds)
+    frames = int(models["stock"]._get_feat_extract_output_lengths(torch.tensor(source.shape[1])))
+    print(f"[bench] batch {batch} x {seconds:g} s = {batch * frames} frames after the feature extractor; "
+          f"params stock {sum(p.numel() for p in models['stock'].parameters()) / 1e6:.1f} M, "
+          f"hypervq {sum(p.numel() for p in models['hypervq'].parameters()) / 1e6:.1f} M; "
+          f"threads {torch.get_num_threads()}", flush=True)
+    for kind, model in models.items():  # warm-up
+        step(model, source, seed=0)
+    times = {"stock": [], "hypervq": []}
+    for r in range(rounds):
+        for kind in ("stock", "hypervq"):
+            times[kind].append(step(models[kind], source, seed=r))
+        print(f"[bench] round {r + 1}/{rounds}: stock {times['stock'][-1]:.2f} s, "
+              f"hypervq {times['hypervq'][-1]:.2f} s", flush=True)
+    ratios = [h / s for h, s in zip(times["hypervq"], times["stock"])]
+    return {"frames": batch * frames, "times_s": times, "time_ratio_median": statistics.median(ratios)}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  python bench/bench_w2v2_step.py\n"
+               "  python bench/bench_w2v2_step.py --batch 2 --seconds 8 --rounds 2\n"
+               "  python bench/bench_w2v2_step.py --memory-only",
+    )
+    parser.add_argument("--batch", type=int, default=4, help="utterances per batch")
+    parser.add_argument("--seconds", type=float, default=16.0, help="seconds per utterance (16 kHz)")
+    parser.add_argument("--rounds", type=int, default=3, help="timed rounds per model, after one warm-up")
+    parser.add_argument("--memory-only", action="store_true", help="skip the timing")
+    parser.add_argument("--time-only", action="store_true", help="skip the memory subprocesses")
+    parser.add_argument("--child-memory", choices=["stock", "hypervq"], help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.batch < 1 or args.seconds <= 0 or args.rounds < 1:
+        parser.error(f"--batch, --seconds and --rounds must be positive, got {args.batch}, {args.seconds}, {args.rounds}")
+
+    if args.child_memory:
+        memory_child(args.child_memory, args.batch, args.seconds)
+        return
+    report = {"batch": args.batch, "seconds": args.seconds, "threads": torch.get_num_threads()}
+    if not args.memory_only:
+        report.update(measure_time(args.batch, args.seconds, args.rounds))
+        print(f"[bench] time ratio hypervq/stock (median): {report['time_ratio_median']:.3f}", flush=True)
+    if not args.time_only:
+        mem = measure_memory(args.batch, args.seconds)
+        report["memory"] = mem
+        report["peak_rss_ratio"] = mem["hypervq"]["peak_rss_gb"] / mem["stock"]["peak_rss_gb"]
+        report["step_growth_ratio"] = mem["hypervq"]["step_growth_gb"] / mem["stock"]["step_growth_gb"]
+        print(f"[bench] peak RSS during the step: stock {mem['stock']['peak_rss_gb']:.2f} GB, hypervq "
+              f"{mem['hypervq']['peak_rss_gb']:.2f} GB (ratio {report['peak_rss_ratio']:.3f}); growth over "
+              f"the model's footprint: stock {mem['stock']['step_growth_gb']:.2f} GB, hypervq "
+              f"{mem['hypervq']['step_growth_gb']:.2f} GB (ratio {report['step_growth_ratio']:.3f})", flush=True)
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()
