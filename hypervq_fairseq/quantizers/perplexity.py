@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import torch
 
+from ..core.guards import compute_dtype
+
 _LOG_EPS = 1e-7  # fairseq's constant; see module docstring
 
 
@@ -33,9 +35,10 @@ def code_usage(indices: torch.Tensor, num_vars: int) -> torch.Tensor:
 def group_perplexities(logits: torch.Tensor, indices: torch.Tensor):
     """Per-group code and prob perplexities from ``logits (N, G, V)`` and hard ``indices (N, G)``.
 
-    Returns ``(code_perplexity (G,), prob_perplexity (G,))``; the first carries no gradient.
+    Returns ``(code_perplexity (G,), prob_perplexity (G,))``; the first carries no gradient and is
+    float32, the second is float32 (float64 for float64 logits).
     """
     with torch.no_grad():
         code_ppl = perplexity_of(code_usage(indices, logits.shape[-1]))
-    avg_probs = torch.softmax(logits.float(), dim=-1).mean(dim=0)
+    avg_probs = torch.softmax(logits.to(compute_dtype(logits.dtype)), dim=-1).mean(dim=0)
     return code_ppl, perplexity_of(avg_probs)
