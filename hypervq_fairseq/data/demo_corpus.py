@@ -222,11 +222,17 @@ def _write_tree(tmp_root: Path, chosen: list, train_subset: str, valid_subset: s
     from tqdm import tqdm
 
     counters, stats, transcripts = {}, {train_subset: [0, 0.0], valid_subset: [0, 0.0]}, {}
+    per_speaker = {}
+    for utt in chosen:
+        per_speaker[utt.speaker] = per_speaker.get(utt.speaker, 0) + 1
     seen_per_speaker = {}
     for utt in tqdm(chosen, desc="demo corpus", unit="utt", disable=not progress):
         k = seen_per_speaker.get(utt.speaker, 0)
         seen_per_speaker[utt.speaker] = k + 1
-        subset = valid_subset if valid_every and k % valid_every == valid_every - 1 else train_subset
+        n = per_speaker[utt.speaker]
+        # every valid_every-th clip of a speaker; a speaker with fewer clips gives its last one
+        to_valid = valid_every and ((k + 1) % valid_every == 0 or (2 <= n < valid_every and k == n - 1))
+        subset = valid_subset if to_valid else train_subset
         if utt.source.startswith("flite:"):
             audio = synthesize_flite(utt.source.split(":", 1)[1], utt.text)
         else:
@@ -267,7 +273,8 @@ def build_demo_corpus(
     target_minutes: top up with flite speech if the real voices give less than this.
     min_seconds / max_seconds: keep clips whose length lies in this range.
     languages: voice-folder prefixes to use (``("en", "fr")``); default all installed voices.
-    valid_every: every n-th clip of each speaker goes to ``valid_subset`` (0: no validation subset).
+    valid_every: every n-th clip of each speaker goes to ``valid_subset`` (a speaker with 2..n-1 clips
+        gives its last one; 0: no validation subset).
     """
     root = Path(root)
     sounds = Path(sounds_dir) if sounds_dir is not None else ASTERISK_SOUNDS
