@@ -101,6 +101,19 @@ def test_logmap0_of_boundary_point_is_finite():
         assert bool(torch.isfinite(v).all()) and bool(torch.isfinite(x.grad).all())
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_ball_maps_in_half_precision_compute_wide_and_return_half(dtype):
+    v = torch.cat([torch.zeros(1, 4), tangent_batch(15, 4, 1e-3, 3.0, seed=6, dtype=torch.float32)]).to(dtype)
+    x = expmap0(v, c=1.0)
+    assert x.dtype == dtype and bool(torch.isfinite(x).all())
+    tol = {torch.float16: 2e-3, torch.bfloat16: 1e-2}[dtype]
+    torch.testing.assert_close(x.double(), expmap0(v.double(), c=1.0), rtol=tol, atol=tol)
+    back = logmap0(expmap0(v[:8], c=1.0), c=1.0)                      # √c‖v‖ ≤ ~0.5 here: well conditioned
+    assert back.dtype == dtype and bool(torch.isfinite(back).all())
+    torch.testing.assert_close(back.double(), v[:8].double(), rtol=4 * tol, atol=4 * tol)
+    assert conformal_factor(x, c=1.0).dtype == torch.float32
+
+
 @pytest.mark.parametrize("bad", [0.0, -1.0, float("nan"), float("inf"), torch.tensor(-0.5)])
 def test_check_curvature_rejects_non_positive(bad):
     with pytest.raises(ValueError, match="curvature c must be a finite number > 0"):

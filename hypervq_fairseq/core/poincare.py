@@ -10,6 +10,9 @@ Identities these functions satisfy (tested in float64):
 - ``exp_0(v) = tanh(√c‖v‖) · v / (√c‖v‖)`` and ``log_0(exp_0(v)) = v``;
 - ``λ_x = 2 / (1 - c‖x‖²)``, and for ``x = exp_0(v)``: ``λ_x = 2 cosh²(√c‖v‖)``;
 - ``d_c(0, exp_0(v)) = 2‖v‖`` (geodesic distance from the origin).
+
+Precision: every function computes in float32 or wider (:func:`~.guards.compute_dtype`) and
+returns the input's dtype; geoopt's own clamps (``1e-15``) would underflow to 0 in fp16.
 """
 from __future__ import annotations
 
@@ -35,35 +38,45 @@ def check_curvature(c: Curvature) -> None:
         raise ValueError(f"curvature c must be a finite number > 0 (Poincaré ball of curvature -c); got {c!r}")
 
 
+def _wide(t: torch.Tensor) -> torch.Tensor:
+    return t.to(compute_dtype(t.dtype))
+
+
 def expmap0(v: torch.Tensor, *, c: Curvature = 1.0, dim: int = -1) -> torch.Tensor:
     """Exponential map at the origin: tangent vector ``v`` to a point of the ball."""
-    return _stereo.expmap0(v, k=_k(c, v), dim=dim)
+    w = _wide(v)
+    return _stereo.expmap0(w, k=_k(c, w), dim=dim).to(v.dtype)
 
 
 def logmap0(x: torch.Tensor, *, c: Curvature = 1.0, dim: int = -1) -> torch.Tensor:
     """Logarithmic map at the origin: ball point ``x`` to its tangent vector (inverse of :func:`expmap0`)."""
-    return _stereo.logmap0(project(x, c=c, dim=dim), k=_k(c, x), dim=dim)
+    w = _wide(x)
+    return _stereo.logmap0(project(w, c=c, dim=dim), k=_k(c, w), dim=dim).to(x.dtype)
 
 
 def project(x: torch.Tensor, *, c: Curvature = 1.0, dim: int = -1) -> torch.Tensor:
     """Pull points that rounding put on or past the boundary back inside by a dtype margin."""
-    eps = BALL_EPS[compute_dtype(x.dtype)]
-    return _stereo.project(x, k=_k(c, x), dim=dim, eps=eps)
+    w = _wide(x)
+    eps = BALL_EPS[w.dtype]
+    return _stereo.project(w, k=_k(c, w), dim=dim, eps=eps).to(x.dtype)
 
 
 def mobius_add(x: torch.Tensor, y: torch.Tensor, *, c: Curvature = 1.0, dim: int = -1) -> torch.Tensor:
     """Möbius addition ``x ⊕_c y``."""
-    return _stereo.mobius_add(x, y, k=_k(c, x), dim=dim)
+    w = _wide(x)
+    return _stereo.mobius_add(w, y.to(w.dtype), k=_k(c, w), dim=dim).to(x.dtype)
 
 
 def conformal_factor(x: torch.Tensor, *, c: Curvature = 1.0, dim: int = -1, keepdim: bool = False) -> torch.Tensor:
-    """``λ_x = 2 / (1 - c‖x‖²)``."""
-    return _stereo.lambda_x(x, k=_k(c, x), dim=dim, keepdim=keepdim)
+    """``λ_x = 2 / (1 - c‖x‖²)``, in float32 or wider (it grows without bound near the boundary)."""
+    w = _wide(x)
+    return _stereo.lambda_x(w, k=_k(c, w), dim=dim, keepdim=keepdim)
 
 
 def distance(x: torch.Tensor, y: torch.Tensor, *, c: Curvature = 1.0, dim: int = -1, keepdim: bool = False) -> torch.Tensor:
     """Geodesic distance ``d_c(x, y)``."""
-    return _stereo.dist(x, y, k=_k(c, x), dim=dim, keepdim=keepdim)
+    w = _wide(x)
+    return _stereo.dist(w, y.to(w.dtype), k=_k(c, w), dim=dim, keepdim=keepdim).to(x.dtype)
 
 
 def distance_to_origin_from_tangent(v: torch.Tensor, *, c: Curvature = 1.0, dim: int = -1) -> torch.Tensor:
