@@ -50,7 +50,7 @@ setup(
     include_package_data=True,
     install_requires=install_requires,
     extras_require={
-        "vision": ["torchvision"],
+        "vision": ["torchvision", "imagecorruptions-imaug"],  # imagecorruptions 1.1.2 fails to import (pkg_resources)
         "dev": ["pytest", "mpmath"],  # mpmath: high-precision reference in the core math tests
     },
     entry_points={

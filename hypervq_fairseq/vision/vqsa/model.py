@@ -53,12 +53,15 @@ class ResidualBlock(nn.Module):
 
 
 class SmallBackbone(nn.Module):
-    """Stem + three residual stages (stride 1, 2, 2): 32×32 input → ``(B, 4·width, 8, 8)``."""
+    """Stride-2 stem + three residual stages (stride 1, 2, 2): 32×32 input → ``(B, 4·width, 4, 4)``.
+
+    Small enough to train from scratch on two shared CPU cores in minutes.
+    """
 
     def __init__(self, in_channels: int = 3, width: int = 32):
         super().__init__()
         self.out_channels = 4 * width
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU())
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, width, 3, 2, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU())
         self.stages = nn.Sequential(
             ResidualBlock(width, width, 1), ResidualBlock(width, 2 * width, 2), ResidualBlock(2 * width, 4 * width, 2)
         )
@@ -76,30 +79,38 @@ class ResNet50Backbone(nn.Module):
         super().__init__()
         from torchvision.models import resnet50
 
-        net = resnet50(weights=None)
+        self.net = resnet50(weights=None)
+        self.net.fc = nn.Identity()  # the head replaces it
         if weights_path is not None:
-            load_resnet50_weights(net, weights_path)
-        self.body = nn.Sequential(*list(net.children())[:-2])
+            load_resnet50_weights(self.net, weights_path)
 
     def forward(self, x):
-        return self.body(x)
+        n = self.net
+        x = n.maxpool(n.relu(n.bn1(n.conv1(x))))
+        return n.layer4(n.layer3(n.layer2(n.layer1(x))))
 
 
 def load_resnet50_weights(net: nn.Module, path: str) -> None:
-    """Load a torchvision ResNet-50 ``state_dict`` (or a checkpoint holding one under ``state_dict``/``model``)."""
+    """Load a torchvision ResNet-50 ``state_dict`` (or a checkpoint holding one under ``state_dict``/``model``).
+
+    The classifier (``fc.*``) is ignored; anything else missing, unexpected or of the wrong
+    shape is an error naming the file.
+    """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"ResNet-50 weights not found: {path} (expected a torchvision state_dict saved with torch.save)")
     state = torch.load(path, map_location="cpu", weights_only=True)
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and key in state and isinstance(state[key], dict):
             state = state[key]
-    state = {k.removeprefix("module."): v for k, v in state.items()}
-    missing, unexpected = net.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not k.startswith("fc.")]
-    if missing or unexpected:
-        raise ValueError(
-            f"{path} is not a torchvision ResNet-50 state_dict: missing {missing[:5]}, unexpected {list(unexpected)[:5]}"
-        )
+    state = {k.removeprefix("module."): v for k, v in state.items() if not k.removeprefix("module.").startswith("fc.")}
+    own = {k: v for k, v in net.state_dict().items() if not k.startswith("fc.")}
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or wrong:
+        raise ValueError(f"{path} is not a torchvision ResNet-50 state_dict: missing {missing[:3]}, "
+                         f"unexpected {unexpected[:3]}, wrong shape {wrong[:3]}")
+    net.load_state_dict(state, strict=False)
 
 
 def build_backbone(name: str, *, in_channels: int = 3, width: int = 32, weights: Optional[str] = None) -> nn.Module:

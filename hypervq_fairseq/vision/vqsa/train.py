@@ -46,7 +46,7 @@ from .corruptions import KNOWN_CORRUPTIONS, SEVERITIES, UNKNOWN_CORRUPTIONS, Ran
 from .data import (GRAY_MEAN, GRAY_STD, IMAGENET_MEAN, IMAGENET_STD, CorruptedView, ImageFolderUint8, Normalise,
                    TrainPairs, load_small)
 from .metrics import summary
-from .model import VQSAClassifier, build_backbone, num_parameters
+from .model import VQSAClassifier, build_backbone, load_resnet50_weights, num_parameters
 
 CHECKPOINT = "checkpoint_last.pt"
 KIND = "vqsa"
@@ -85,6 +85,7 @@ class VQSAConfig:
     diversity_weight: float = field(default=0.1, metadata={"help": "wav2vec 2.0 diversity loss for hypervq / gumbel"})
     temp: str = field(default="(2, 0.5, 0.999)", metadata={"help": "Gumbel temperature (max, min, decay per update)"})
     seed: int = field(default=0, metadata={"help": "seed for weights, batches and corruptions"})
+    max_steps: int = field(default=0, metadata={"help": "stop this run after N steps (checkpointed; --resume continues); 0: no limit"})
     save_every: int = field(default=200, metadata={"help": "checkpoint every N steps (and at each epoch end)"})
     resume: bool = field(default=False, metadata={"help": "continue from OUT/checkpoint_last.pt if it exists"})
     device: str = field(default="cpu", metadata={"help": "cpu | cuda | cuda:N"})
@@ -186,12 +187,7 @@ def load_backbone_weights(model: VQSAClassifier, path: str, backbone: str) -> No
         return
     if backbone != "resnet50":
         raise ValueError(f"{path} is not a vqsa checkpoint; only --backbone resnet50 accepts a torchvision state_dict")
-    from .model import load_resnet50_weights
-    from torchvision.models import resnet50
-
-    net = resnet50(weights=None)
-    load_resnet50_weights(net, path)
-    model.backbone.body.load_state_dict(torch.nn.Sequential(*list(net.children())[:-2]).state_dict())
+    load_resnet50_weights(model.backbone.net, path)
 
 
 def make_optimizer(model: VQSAClassifier, cfg: VQSAConfig) -> torch.optim.Optimizer:
@@ -281,12 +277,16 @@ def train(cfg: VQSAConfig) -> VQSAClassifier:
     model.train()
     bar = tqdm(total=total, initial=step, desc=f"vqsa {cfg.quantizer}", disable=not cfg.progress, dynamic_ncols=True)
     t0 = time.time()
-    while step < total:
+    stop_at = min(total, step + cfg.max_steps) if cfg.max_steps > 0 else total
+    while step < stop_at:
         epoch, offset = divmod(step, per_epoch)
         pairs.set_epoch(epoch)
         order = _epoch_batches(len(pairs), cfg.batch_size, cfg.seed, epoch)[offset:]
-        loader = DataLoader(pairs, batch_sampler=order, num_workers=cfg.num_workers)
+        # its own generator: a DataLoader draws a base seed when iterated, which must not move the global RNG
+        loader = DataLoader(pairs, batch_sampler=order, num_workers=cfg.num_workers, generator=torch.Generator())
         for batch in loader:
+            if step >= stop_at:
+                break
             model.set_num_updates(step)
             lr = lr_at(step, total, cfg.lr)
             for g in opt.param_groups:
@@ -300,10 +300,10 @@ def train(cfg: VQSAConfig) -> VQSAClassifier:
             step += 1
             bar.update(1)
             bar.set_postfix({k: f"{float(v.detach()):.3g}" for k, v in terms.items() if k in ("loss", "ce", "acc", "ppl")})
-            if step % cfg.save_every == 0 or step % per_epoch == 0:
+            if step % cfg.save_every == 0 or step % per_epoch == 0 or step == stop_at:
                 checkpoint()
     bar.close()
-    print(f"[vqsa] trained {total} steps in {time.time() - t0:.0f} s")
+    print(f"[vqsa] at step {step}/{total} after {time.time() - t0:.0f} s")
     return model.eval()
 
 
