@@ -82,14 +82,15 @@ def tangent_projection(dim: int, out_dim: int, depth: int, factor: int, activati
 
 
 def project_fp32(proj: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Run a :func:`tangent_projection` in float32 (float64 for float64 input), autocast or not.
+    """Run a :func:`tangent_projection` in float32 (float64 if input or weights are), autocast or not.
 
     fairseq's ``--fp16`` casts the projection's weights to half, and a half matrix product
     overflows for inputs of norm ~1e5; upcasting costs one copy of ``x`` and keeps every
     finite input finite. The weights are upcast inside the graph, so gradients still reach them
     (in their own dtype).
     """
-    dtype = compute_dtype(x.dtype)
+    weight = next(proj.parameters())
+    dtype = torch.promote_types(compute_dtype(x.dtype), compute_dtype(weight.dtype))
     with torch.autocast(device_type=x.device.type, enabled=False):
         x = x.to(dtype)
         for layer in proj if isinstance(proj, nn.Sequential) else (proj,):
