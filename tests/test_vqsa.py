@@ -189,6 +189,9 @@ def test_cli_compare_builds_the_table(tmp_path, capsys):
     # a second call reuses every finished stage
     assert vqsa_cli.main(args) == 0
     assert "done before" in capsys.readouterr().out
+    # eval needs a checkpoint, and says so
+    with pytest.raises(FileNotFoundError, match="train first"):
+        vqsa_cli.main(["eval", "--out", str(tmp_path / "empty"), "--dataset", "digits", "--quantizer", "vq"])
 
 
 def test_resnet50_backbone_loads_a_local_torchvision_file(tmp_path):
@@ -204,6 +207,9 @@ def test_resnet50_backbone_loads_a_local_torchvision_file(tmp_path):
     assert torch.equal(model.backbone.net.conv1.weight, net.conv1.weight)
     assert torch.equal(model.backbone.net.layer4[2].conv3.weight, net.layer4[2].conv3.weight)
     assert model.backbone(torch.zeros(1, 3, 64, 64)).shape == (1, 2048, 2, 2)
+    # the backbone-alone row keeps the pretrained classifier
+    alone = build_model(VQSAConfig(out=str(tmp_path), backbone="resnet50", backbone_weights=str(path), quantizer="none"), 1000)
+    assert torch.equal(alone.head.classifier.weight, net.fc.weight)
     torch.save({"conv1.weight": torch.zeros(1)}, tmp_path / "bad.pth")
     with pytest.raises(ValueError, match="not a torchvision ResNet-50"):
         build_model(VQSAConfig(out=str(tmp_path), backbone="resnet50", backbone_weights=str(tmp_path / "bad.pth")), 10)

@@ -25,6 +25,8 @@ EXAMPLES = """examples:
       --backbone-weights resnet50.pth --quantizer hypervq --codes 1024 --dim 512 --pool 7 --epochs 50 \\
       --batch-size 128 --lr 1e-3 --backbone-lr-mult 0.1 --device cuda --num-workers 16 --out runs/hypervq_sa
   hypervq-vision vqsa eval --dataset imagenet --data-root /data/imagenet --imagenet-c /data/imagenet-c \\
+      --backbone resnet50 --backbone-weights resnet50.pth --quantizer none --device cuda --out runs/resnet50
+  hypervq-vision vqsa eval --dataset imagenet --data-root /data/imagenet --imagenet-c /data/imagenet-c \\
       --backbone resnet50 --quantizer hypervq --codes 1024 --dim 512 --pool 7 --device cuda --out runs/hypervq_sa \\
       --reference runs/resnet50/errors.json
 """
@@ -92,9 +94,15 @@ def run(args: argparse.Namespace) -> int:
             result = evaluate(model, cfg, reference)
             print(json.dumps(result.get("metrics", {"clean_error": result["clean"]}), indent=2))
         return 0
-    state = load_checkpoint(os.path.join(cfg.out, CHECKPOINT), KIND)
     model = build_model(cfg, num_classes_of(load_split(cfg, train=False)))
-    model.load_state_dict(state["model"])
+    ckpt = os.path.join(cfg.out, CHECKPOINT)
+    if os.path.exists(ckpt):
+        model.load_state_dict(load_checkpoint(ckpt, KIND)["model"])
+    elif cfg.quantizer == "none" and cfg.backbone_weights:
+        print(f"[vqsa] no {ckpt}: evaluating the backbone as loaded from {cfg.backbone_weights} (with its classifier)")
+    else:
+        raise FileNotFoundError(f"{ckpt} not found: train first, or pass --quantizer none --backbone-weights FILE "
+                                "to evaluate a pretrained backbone as it is")
     result = evaluate(model, cfg, reference)
     print(json.dumps(result.get("metrics", {"clean_error": result["clean"]}), indent=2))
     return 0

@@ -188,6 +188,13 @@ def load_backbone_weights(model: VQSAClassifier, path: str, backbone: str) -> No
     if backbone != "resnet50":
         raise ValueError(f"{path} is not a vqsa checkpoint; only --backbone resnet50 accepts a torchvision state_dict")
     load_resnet50_weights(model.backbone.net, path)
+    # The backbone-alone row of Table 6 is the pretrained ResNet-50 itself: keep its classifier.
+    fc_w, fc_b = state.get("fc.weight"), state.get("fc.bias")
+    head = model.head.classifier
+    if model.quantizer_name == "none" and fc_w is not None and fc_w.shape == head.weight.shape:
+        with torch.no_grad():
+            head.weight.copy_(fc_w)
+            head.bias.copy_(fc_b)
 
 
 def make_optimizer(model: VQSAClassifier, cfg: VQSAConfig) -> torch.optim.Optimizer:
