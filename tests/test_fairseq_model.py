@@ -158,3 +158,38 @@ def test_user_dir_guard(tmp_path):
     message = str(err.value)
     assert installed in message and f"pip install -e {clone}" in message
     assert fairseq.utils.import_user_module._hypervq_guarded
+
+
+@pytest.mark.parametrize("size", ["", "_tiny"])
+def test_configs_pair_up_and_build(size):
+    """hypervq_w2v2*.yaml and gumbel_w2v2*.yaml differ only in the quantizer; the model builds."""
+    from pathlib import Path
+
+    from fairseq.dataclass.utils import merge_with_parent
+    from omegaconf import OmegaConf
+
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    hyper = OmegaConf.to_container(OmegaConf.load(configs / f"hypervq_w2v2{size}.yaml"))
+    gumbel = OmegaConf.to_container(OmegaConf.load(configs / f"gumbel_w2v2{size}.yaml"))
+    assert hyper["model"].pop("quantizer_type") == "hyperbolic"
+    assert gumbel["model"].pop("quantizer_type") == "gumbel"
+    assert hyper == gumbel
+    assert hyper["task"]["data"] == "???"
+    for key in ("tensorboard_logdir", "fp16", "user_dir"):
+        assert key in hyper["common"]
+    assert {"save_dir"} <= set(hyper["checkpoint"]) and {"max_update", "update_freq"} <= set(hyper["optimization"])
+    assert "max_tokens" in hyper["dataset"] and "distributed_world_size" in hyper["distributed_training"]
+    assert set(hyper["criterion"]["log_keys"]) >= {"code_perplexity", "prob_perplexity", "temp", "dead_codes",
+                                                  "hyperbolic_radius", "code_perplexity_g0", "prob_perplexity_g1"}
+
+    cfg = merge_with_parent(HyperVQWav2Vec2Config(), OmegaConf.create(hyper["model"]))
+    model = HyperVQWav2Vec2Model.build_model(cfg)
+    q = model.quantizer
+    assert isinstance(q, HyperbolicVectorQuantizer)
+    assert (q.groups, q.num_vars, q.vq_dim) == (cfg.latent_groups, cfg.latent_vars, cfg.final_dim)
+    if size == "":  # the paper's BASE setting
+        assert (cfg.encoder_layers, cfg.encoder_embed_dim, cfg.latent_vars, cfg.latent_groups, cfg.final_dim) == (
+            12, 768, 320, 2, 256)
+        assert hyper["common"]["fp16"] and hyper["dataset"]["max_tokens"] == 1400000
+        assert hyper["distributed_training"]["distributed_world_size"] == 64
+        assert hyper["optimization"]["max_update"] == 400000 and hyper["lr_scheduler"]["warmup_updates"] == 32000
