@@ -9,7 +9,8 @@ Method: both models are built from the same ``Wav2Vec2Config`` (fairseq's BASE d
 the LibriSpeech recipe's ``quantize_targets``, ``final_dim 256``, ``feature_grad_mult 0.1``,
 ``encoder_layerdrop 0.05``); the stock one is fairseq's registered ``wav2vec2``, ours is
 ``hypervq_wav2vec2``. Time: in one process, interleaved (stock, HyperVQ, stock, ...) after a
-warm-up step each, same batch and seed, reported as the median ratio. Peak memory: each model
+warm-up step each, same batch and seed, reported as the median ratio of CPU time of the
+process (robust to other jobs sharing the cores) and of wall time. Peak memory: each model
 in its own fresh subprocess (peak RSS of the process, and its growth during the step).
 The batch is random audio (timing does not depend on content).
 
@@ -24,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import time
+from typing import Tuple
 
 import torch
 
@@ -60,16 +62,17 @@ def loss_of(model, source):
     return loss, log
 
 
-def step(model, source, seed: int) -> float:
+def step(model, source, seed: int) -> Tuple[float, float]:
+    """One forward+backward; returns (wall seconds, CPU seconds of this process)."""
     torch.manual_seed(seed)
     model.zero_grad(set_to_none=True)
-    start = time.perf_counter()
+    wall, cpu = time.perf_counter(), time.process_time()
     loss, _ = loss_of(model, source)
     loss.backward()
-    elapsed = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     if not torch.isfinite(loss):
         raise RuntimeError(f"non-finite loss {loss.item()}")
-    return elapsed
+    return wall, cpu
 
 
 class PeakRSS:
@@ -140,14 +143,18 @@ def measure_time(batch: int, seconds: float, rounds: int) -> dict:
           f"threads {torch.get_num_threads()}", flush=True)
     for kind, model in models.items():  # warm-up
         step(model, source, seed=0)
-    times = {"stock": [], "hypervq": []}
+    times = {kind: {"wall": [], "cpu": []} for kind in models}
     for r in range(rounds):
         for kind in ("stock", "hypervq"):
-            times[kind].append(step(models[kind], source, seed=r))
-        print(f"[bench] round {r + 1}/{rounds}: stock {times['stock'][-1]:.2f} s, "
-              f"hypervq {times['hypervq'][-1]:.2f} s", flush=True)
-    ratios = [h / s for h, s in zip(times["hypervq"], times["stock"])]
-    return {"frames": batch * frames, "times_s": times, "time_ratio_median": statistics.median(ratios)}
+            wall, cpu = step(models[kind], source, seed=r)
+            times[kind]["wall"].append(wall)
+            times[kind]["cpu"].append(cpu)
+        print(f"[bench] round {r + 1}/{rounds}: CPU time stock {times['stock']['cpu'][-1]:.2f} s, "
+              f"hypervq {times['hypervq']['cpu'][-1]:.2f} s (wall {times['stock']['wall'][-1]:.2f} s, "
+              f"{times['hypervq']['wall'][-1]:.2f} s)", flush=True)
+    ratio = {m: statistics.median(h / s for h, s in zip(times["hypervq"][m], times["stock"][m])) for m in ("cpu", "wall")}
+    return {"frames": batch * frames, "times_s": times, "cpu_time_ratio_median": ratio["cpu"],
+            "wall_time_ratio_median": ratio["wall"]}
 
 
 def main(argv=None) -> None:
@@ -173,7 +180,8 @@ def main(argv=None) -> None:
     report = {"batch": args.batch, "seconds": args.seconds, "threads": torch.get_num_threads()}
     if not args.memory_only:
         report.update(measure_time(args.batch, args.seconds, args.rounds))
-        print(f"[bench] time ratio hypervq/stock (median): {report['time_ratio_median']:.3f}", flush=True)
+        print(f"[bench] time ratio hypervq/stock (median over rounds): CPU {report['cpu_time_ratio_median']:.3f}, "
+              f"wall {report['wall_time_ratio_median']:.3f}", flush=True)
     if not args.time_only:
         mem = measure_memory(args.batch, args.seconds)
         report["memory"] = mem
