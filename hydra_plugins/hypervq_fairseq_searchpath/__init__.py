@@ -26,6 +26,7 @@ def register_with_fairseq() -> None:
     fairseq_models = sys.modules.get("fairseq.models")
     if fairseq_models is not None and hasattr(fairseq_models, "register_model"):
         importlib.import_module("hypervq_fairseq.models")
+        importlib.import_module("hypervq_fairseq.tasks")  # hypervq_audio_pretraining (validating task)
 
 
 class HyperVQSearchPathPlugin(SearchPathPlugin):

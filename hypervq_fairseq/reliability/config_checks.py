@@ -1,0 +1,93 @@
+"""Config checks that fail before fairseq builds anything, naming the config key.
+
+Why: ``HyperVQWav2Vec2Model`` first builds fairseq's stock wav2vec 2.0 and then swaps the
+quantizer, so some bad values never reach HyperVQ's own checks: groups that do not divide
+``vq_dim`` stop at an ``assert`` inside fairseq's ``GumbelVectorQuantizer``, and the values that
+do reach HyperVQ are reported by argument name (``curvature``), not by the config key the user
+typed (``model.hyperbolic_curvature``). Checking the config first gives one message in the
+user's terms, before any tensor is allocated.
+
+Precision: on a machine without CUDA, ``common.fp16=true`` makes fairseq's ``FP16Optimizer``
+put a flat fp32 copy of the parameters on ``torch.cuda.current_device()`` and die with "Found
+no NVIDIA driver"; its unflattened path (``common.fp16_no_flatten_grads=true``) and
+``common.memory_efficient_fp16=true`` run on CPU, so :func:`check_precision` says so.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+
+class ConfigError(ValueError):
+    """A config value that cannot train; the message names the key and what is allowed."""
+
+
+def _get(cfg: Any, key: str, default=None):
+    try:
+        value = cfg.get(key, default) if hasattr(cfg, "get") else getattr(cfg, key, default)
+    except Exception:  # an unresolvable interpolation outside a full fairseq config
+        return default
+    return default if value is None else value
+
+
+def _flag(cfg: Any, key: str) -> bool:
+    value = _get(cfg, key, False)
+    return value if isinstance(value, bool) else False
+
+
+def vq_dim_of(cfg: Any) -> int:
+    """The quantizer width wav2vec 2.0 uses: latent_dim, else final_dim, else encoder_embed_dim."""
+    for key in ("latent_dim", "final_dim", "encoder_embed_dim"):
+        value = int(_get(cfg, key, 0) or 0)
+        if value > 0:
+            return value
+    return 0
+
+
+def check_model_config(cfg: Any) -> None:
+    """Raise :class:`ConfigError` for quantizer settings no model can train with.
+
+    Checked for every wav2vec 2.0 config that quantizes (``quantize_targets`` or
+    ``quantize_input``); the hyperbolic options only when ``quantizer_type`` is hyperbolic.
+    """
+    if not (_flag(cfg, "quantize_targets") or _flag(cfg, "quantize_input")):
+        return
+    groups = int(_get(cfg, "latent_groups", 1))
+    codes = int(_get(cfg, "latent_vars", 2))
+    vq_dim = vq_dim_of(cfg)
+    if codes < 2:
+        raise ConfigError(f"model.latent_vars={codes}: a quantizer needs at least 2 codes per group")
+    if groups < 1:
+        raise ConfigError(f"model.latent_groups={groups}: needs at least 1 group")
+    if vq_dim % groups != 0:
+        source = next(k for k in ("latent_dim", "final_dim", "encoder_embed_dim") if int(_get(cfg, k, 0) or 0) > 0)
+        raise ConfigError(f"model.latent_groups={groups} does not divide the quantizer width "
+                          f"model.{source}={vq_dim}: each group gets vq_dim/groups dimensions")
+    if str(_get(cfg, "quantizer_type", "gumbel")) != "hyperbolic":
+        return
+    c = _get(cfg, "hyperbolic_curvature", 1.0)
+    try:
+        c = float(c)
+    except (TypeError, ValueError):
+        raise ConfigError(f"model.hyperbolic_curvature={c!r}: must be a number > 0") from None
+    if not (math.isfinite(c) and c > 0):
+        raise ConfigError(f"model.hyperbolic_curvature={c}: the Poincaré ball needs a finite curvature c > 0 "
+                          f"(the ball is {{x : c|x|^2 < 1}})")
+    clip = _get(cfg, "hyperbolic_clip_radius", None)
+    if clip is not None and not float(clip) > 0:
+        raise ConfigError(f"model.hyperbolic_clip_radius={clip}: must be > 0, or null for no clipping")
+
+
+def check_precision(*, fp16: bool, fp16_no_flatten_grads: bool, memory_efficient_fp16: bool,
+                    cuda_available: bool = None) -> None:
+    """Raise :class:`ConfigError` for ``common.fp16=true`` where fairseq would crash without CUDA."""
+    if cuda_available is None:
+        cuda_available = torch.cuda.is_available()
+    if fp16 and not cuda_available and not (fp16_no_flatten_grads or memory_efficient_fp16):
+        raise ConfigError(
+            "common.fp16=true on a machine without CUDA: fairseq's FP16Optimizer keeps a flat fp32 copy of "
+            "the parameters on a CUDA device and would fail with 'Found no NVIDIA driver'. To train in fp16 "
+            "on CPU add common.fp16_no_flatten_grads=true (or common.memory_efficient_fp16=true); "
+            "common.bf16=true also runs on CPU.")

@@ -1,0 +1,156 @@
+"""``hypervq_audio_pretraining``: fairseq's ``audio_pretraining`` task, hardened.
+
+A strict superset of the stock task (same config keys and datasets, plus ``audio_check``):
+
+* **Bad input fails at start-up, by name.** Loading a split checks its manifest (syntax, audio
+  root) and every file it lists (missing, unreadable, empty, wrong rate, not mono, frame count
+  off; ``task.audio_check=full`` also decodes the first and last block of each file), and lists
+  every bad file in one error. Each read is checked again (corrupt data, early end, NaN/inf
+  samples), so nothing reaches the model as a silent stereo average or a NaN loss.
+* **Bad configs fail before the model is built**, naming the key (curvature <= 0, groups not
+  dividing the quantizer width, fewer than two codes), and ``common.fp16=true`` on a machine
+  without CUDA says which fairseq option makes it run instead of dying in a CUDA call.
+* **Restarts are exact and safe.** Random crops are drawn from ``(seed, epoch, batch)`` and the
+  model's numpy draws (masks) from ``(seed, update)``, so a run resumed from
+  ``checkpoint_last.pt`` repeats the uninterrupted run's batches and masks; checkpoint copies
+  are atomic (``reliability.atomic_checkpoint``), so a kill never leaves half a checkpoint.
+* **Checkpoints name their plugin.** The config field ``requires_plugin`` is saved in every
+  checkpoint; fairseq prints the task config when it cannot find the task, so a user without
+  the plugin reads how to get it.
+
+    fairseq-hydra-train --config-name hypervq_w2v2_tiny task.data=MANIFEST_DIR \\
+        task._name=hypervq_audio_pretraining task.audio_check=full
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from fairseq.data import FileAudioDataset, data_utils
+from fairseq.dataclass import ChoiceEnum
+from fairseq.tasks import register_task
+from fairseq.tasks.audio_pretraining import AudioPretrainingConfig, AudioPretrainingTask
+from omegaconf import II
+
+from ..reliability.atomic_checkpoint import install_atomic_checkpoint_copy
+from ..reliability.audio_checks import CHECK_MODES, AudioInputError, check_manifest, read_checked
+from ..reliability.config_checks import check_model_config, check_precision
+
+logger = logging.getLogger(__name__)
+
+PLUGIN_NOTE = (
+    "hypervq-fairseq: this checkpoint needs the HyperVQ plugin. Install it (pip install hypervq-fairseq, "
+    "or pip install -e THE_CLONE), then in Python run 'import hypervq_fairseq.models, hypervq_fairseq.tasks' "
+    "before loading, or pass common.user_dir=PATH_TO/hypervq_fairseq to fairseq's command-line tools."
+)
+
+
+@dataclass
+class HyperVQAudioPretrainingConfig(AudioPretrainingConfig):
+    audio_check: ChoiceEnum(list(CHECK_MODES)) = field(
+        default="header",
+        metadata={"help": "start-up check of every manifest file: header (exists, rate, channels, frame count), "
+                          "full (header + decode first/last block), none"},
+    )
+    audio_check_workers: int = field(
+        default=0, metadata={"help": "processes for audio_check=full (0: all CPUs)"}
+    )
+    requires_plugin: str = field(
+        default=PLUGIN_NOTE,
+        metadata={"help": "saved in checkpoints so that fairseq's 'could not infer task' error says what to install"},
+    )
+    # read-only links to the precision switches, for the fp16-on-CPU check
+    fp16: bool = II("common.fp16")
+    fp16_no_flatten_grads: bool = II("common.fp16_no_flatten_grads")
+    memory_efficient_fp16: bool = II("common.memory_efficient_fp16")
+
+
+def _bool(cfg, key: str) -> bool:
+    try:
+        value = getattr(cfg, key, False)
+    except Exception:  # unresolvable interpolation (config built outside fairseq-hydra-train)
+        return False
+    return value if isinstance(value, bool) else False
+
+
+class CheckedFileAudioDataset(FileAudioDataset):
+    """``FileAudioDataset`` whose reads fail by name and whose crops are reproducible.
+
+    Made from a stock instance by :meth:`adopt` (the task builds the stock dataset, with all its
+    options, and this class changes only ``__getitem__``, ``collater`` and ``set_epoch``).
+    """
+
+    @classmethod
+    def adopt(cls, dataset: FileAudioDataset, seed: int) -> "CheckedFileAudioDataset":
+        dataset.__class__ = cls
+        dataset.crop_seed = seed
+        dataset.epoch = getattr(dataset, "epoch", 1) or 1
+        return dataset
+
+    def path(self, index: int) -> str:
+        fn = self.fnames[index]
+        fn = fn if isinstance(self.fnames, list) else fn.as_py()
+        return os.path.join(self.root_dir, self.text_compressor.decompress(fn))
+
+    def __getitem__(self, index):
+        path = self.path(index)
+        if ":" in os.path.basename(path) or self.is_compute_mask:  # zip-stored audio or precomputed masks
+            try:
+                return super().__getitem__(index)
+            except Exception as e:
+                raise AudioInputError(f"{path}: cannot be read ({e})") from None
+        wav = read_checked(path, expected_rate=self.sample_rate, expected_frames=int(self.sizes[index]))
+        return {"id": index, "source": self.postprocess(torch.from_numpy(wav), self.sample_rate)}
+
+    def set_epoch(self, epoch):
+        super().set_epoch(epoch)
+        self.epoch = epoch
+
+    def collater(self, samples):
+        ids = [s["id"] for s in samples]
+        with data_utils.numpy_seed(self.crop_seed, self.epoch, *(ids[:4] or [0])):
+            return super().collater(samples)
+
+
+def _file_dataset(dataset):
+    """The ``FileAudioDataset`` inside the stock task's dataset (maybe under SubsampleDataset)."""
+    while dataset is not None and not isinstance(dataset, FileAudioDataset):
+        dataset = getattr(dataset, "dataset", None)
+    return dataset
+
+
+@register_task("hypervq_audio_pretraining", dataclass=HyperVQAudioPretrainingConfig)
+class HyperVQAudioPretrainingTask(AudioPretrainingTask):
+    cfg: HyperVQAudioPretrainingConfig
+
+    @classmethod
+    def setup_task(cls, cfg: HyperVQAudioPretrainingConfig, **kwargs):
+        if not kwargs.get("from_checkpoint", False):
+            check_precision(fp16=_bool(cfg, "fp16"), fp16_no_flatten_grads=_bool(cfg, "fp16_no_flatten_grads"),
+                            memory_efficient_fp16=_bool(cfg, "memory_efficient_fp16"))
+        install_atomic_checkpoint_copy()
+        return cls(cfg)
+
+    def load_dataset(self, split: str, task_cfg=None, **kwargs):
+        task_cfg = task_cfg or self.cfg
+        plain = not getattr(task_cfg, "binarized_dataset", False) and getattr(task_cfg, "multi_corpus_keys", None) is None
+        if plain:
+            check_manifest(os.path.join(self.cfg.data, f"{split}.tsv"), sample_rate=self.cfg.sample_rate,
+                           mode=str(getattr(self.cfg, "audio_check", "header")),
+                           workers=getattr(self.cfg, "audio_check_workers", 0) or None)
+        super().load_dataset(split, task_cfg, **kwargs)
+        inner = _file_dataset(self.datasets[split])
+        if inner is not None and type(inner) is FileAudioDataset:
+            CheckedFileAudioDataset.adopt(inner, seed=int(getattr(self.cfg, "seed", 1) or 1))
+
+    def build_model(self, model_cfg, from_checkpoint=False):
+        check_model_config(model_cfg)
+        return super().build_model(model_cfg, from_checkpoint)
+
+    def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
+        # the model's numpy draws (time masks, layer drop) follow (seed, update): exact on resume
+        with data_utils.numpy_seed(int(getattr(self.cfg, "seed", 1) or 1), update_num):
+            return super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad)
