@@ -102,7 +102,7 @@ def memory_in_subprocess(name: str, args) -> dict:
     cmd = [sys.executable, os.path.abspath(__file__), "--memory-child", name,
            "--batch", str(args.batch), "--frames", str(args.frames), "--seed", str(args.seed),
            "--dim", str(args.dim), "--num-vars", str(args.num_vars), "--groups", str(args.groups),
-           "--vq-dim", str(args.vq_dim)]
+           "--vq-dim", str(args.vq_dim), "--threads", str(args.threads)]
     done = subprocess.run(cmd, check=True, capture_output=True, text=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -175,11 +175,14 @@ def main(argv=None):
     parser.add_argument("--vq-dim", type=int, default=256, help="output width (final_dim)")
     parser.add_argument("--repeats", type=int, default=7, help="timed steps per quantizer (median reported)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     parser.add_argument("--only", nargs="+", choices=QUANTIZERS, default=list(QUANTIZERS), help="quantizers to run")
     parser.add_argument("--skip-memory", action="store_true", help="time only, no memory subprocesses")
     parser.add_argument("--json", help="also write the results to this JSON file (atomically)")
     parser.add_argument("--memory-child", choices=QUANTIZERS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
 
     if args.memory_child:
         print(json.dumps(measure_memory(args.memory_child, args)))
