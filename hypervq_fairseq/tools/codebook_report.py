@@ -106,8 +106,11 @@ def _atomic_write(path: Path, write) -> None:
 
 def plot_group(counts: np.ndarray, group: int, path: Path, title: str) -> None:
     """Bars of per-code counts in code order (left) and sorted on a log scale (right)."""
+    import logging
+
     import matplotlib
 
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)  # fairseq's imports leave the root logger at DEBUG
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
