@@ -260,6 +260,16 @@ def test_gradients_are_finite_at_zero_and_at_huge_norms(dtype):
     assert bool((v.grad[:2] != 0).any())                               # the origin still gets a gradient
 
 
+def test_autocast_does_not_narrow_the_logits():
+    v = tangent_batch(16, 4, 1e-3, 1e3, seed=22, dtype=torch.float32)
+    z, r = hyperplanes(5, 4, seed=22)
+    z, r = z.float(), r.float()
+    plain = unidirectional_mlr_logits(v, z, r, c=1.0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        auto = unidirectional_mlr_logits(v, z, r, c=1.0)
+    assert auto.dtype == torch.float32 and torch.equal(plain, auto)
+
+
 @pytest.mark.parametrize("norm", [1e4, 1e6])
 def test_argmax_at_huge_norms_equals_reference(norm):
     v = tangent_batch(32, 8, norm, norm, seed=21)

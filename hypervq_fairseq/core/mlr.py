@@ -127,6 +127,11 @@ def unidirectional_mlr_logits(v: torch.Tensor, z: torch.Tensor, r: torch.Tensor,
     fp16's range (and feed a float32 softmax anyway).
     """
     _check_shapes(v, z, r)
+    with torch.autocast(device_type=v.device.type, enabled=False):   # autocast would run the product in half
+        return _logits(v, z, r, c)
+
+
+def _logits(v: torch.Tensor, z: torch.Tensor, r: torch.Tensor, c: Curvature) -> torch.Tensor:
     dtype = compute_dtype(v.dtype)
     v, z, r = v.to(dtype), z.to(dtype), r.to(dtype)
     sqrt_c = torch.as_tensor(c, dtype=dtype, device=v.device).sqrt()
