@@ -1,0 +1,171 @@
+"""hypervq-tokenize and hypervq-codebook-report on a real (tiny) fairseq pretraining checkpoint.
+
+The reference for every id is the model's own ``quantize()`` on one unpadded utterance; the
+reference for combined ids is fairseq's ``GumbelVectorQuantizer.to_codebook_index``.
+"""
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from hypervq_fairseq.tools import codebook_report, tokenize
+from pretrained_checkpoint import pretrained_checkpoint  # noqa: F401  (fixture)
+
+
+@pytest.fixture
+def tm(pretrained_checkpoint):
+    return tokenize.load_tokenizer_model(pretrained_checkpoint)
+
+
+def manifest_rows(manifest):
+    root, rows = tokenize.read_manifest(manifest)
+    return root, [r for r, _ in rows]
+
+
+def test_tokens_equal_quantize_on_each_utterance(pretrained_checkpoint, tiny_speech_manifest, tm, tmp_path):
+    out = tmp_path / "train.tok"
+    summary = tokenize.dump_tokens(pretrained_checkpoint, tiny_speech_manifest / "train.tsv", out,
+                                   max_tokens=200_000, batch_size=8, progress=False, tm=tm)
+    root, keys = manifest_rows(tiny_speech_manifest / "train.tsv")
+    assert summary["finished"] and summary["encoded"] == len(keys)
+    lines = out.read_text().splitlines()
+    assert [line.split("\t")[0] for line in lines] == keys  # manifest order once finished
+
+    tokens = tokenize.read_token_file(out, tm.groups, tm.num_vars, combine=False)
+    model = tm.model
+    distinct = set()
+    for key in keys:
+        wav, sr = sf.read(os.path.join(root, key), dtype="float32")
+        with torch.no_grad():
+            _, ref = model.quantize(torch.from_numpy(wav)[None])  # one utterance, no padding
+        ref = ref[0]
+        frames = int(model._get_feat_extract_output_lengths(torch.tensor(len(wav))))
+        assert tokens[key].shape == (frames, tm.groups) == ref.shape
+        assert torch.equal(tokens[key], ref), key
+        distinct.update(map(tuple, ref.tolist()))
+    assert len(distinct) > 1  # the check above is not trivially true
+    meta = json.loads((tmp_path / "train.tok.json").read_text())
+    assert (meta["groups"], meta["num_vars"], meta["combine"]) == (tm.groups, tm.num_vars, False)
+    assert meta["frame_rate"] == 50.0
+
+
+def test_combined_ids_are_fairseqs_codebook_index(pretrained_checkpoint, tiny_speech_manifest, tm, tmp_path):
+    from fairseq.modules.gumbel_vector_quantizer import GumbelVectorQuantizer
+
+    per_group = tmp_path / "g.tok"
+    combined = tmp_path / "c.tok"
+    manifest = tiny_speech_manifest / "valid.tsv"
+    tokenize.dump_tokens(pretrained_checkpoint, manifest, per_group, progress=False, tm=tm)
+    tokenize.main([str(pretrained_checkpoint), str(manifest), "--out", str(combined), "--combine", "--no-progress"])
+    groups = tokenize.read_token_file(per_group, tm.groups, tm.num_vars, combine=False)
+    fake = SimpleNamespace(groups=tm.groups, num_vars=tm.num_vars)
+    for line in combined.read_text().splitlines():
+        key, body = line.split("\t")
+        ids = torch.tensor([int(t) for t in body.split()])
+        assert torch.equal(ids, GumbelVectorQuantizer.to_codebook_index(fake, groups[key]))
+        assert int(ids.max()) < tm.num_vars ** tm.groups
+
+
+def test_resume_after_a_crash_and_a_cut_line(pretrained_checkpoint, tiny_speech_manifest, tm, tmp_path):
+    root, keys = manifest_rows(tiny_speech_manifest / "train.tsv")
+    reference = tmp_path / "reference.tok"
+    tokenize.dump_tokens(pretrained_checkpoint, tiny_speech_manifest / "train.tsv", reference, progress=False, tm=tm)
+
+    # a manifest over links to the audio, so that one file can vanish and come back
+    links = tmp_path / "audio"
+    for key in keys:
+        (links / key).parent.mkdir(parents=True, exist_ok=True)
+        (links / key).symlink_to(Path(root) / key)
+    manifest = tmp_path / "train.tsv"
+    manifest.write_text("\n".join([str(links)] + (tiny_speech_manifest / "train.tsv").read_text().splitlines()[1:]) + "\n")
+
+    # 1. a run stops after 10 utterances (--limit)
+    out = tmp_path / "train.tok"
+    s = tokenize.dump_tokens(pretrained_checkpoint, manifest, out, limit=10, batch_size=4, progress=False, tm=tm)
+    assert (s["encoded"], s["finished"]) == (10, False)
+    assert len(out.read_text().splitlines()) == 10
+
+    # 2. a run crashes on an unreadable file; what it wrote before is kept, line by line
+    shortest = min(keys, key=lambda k: sf.info(str(links / k)).frames)  # encoded last (longest first)
+    (links / shortest).unlink()
+    with pytest.raises(tokenize.TokenizeError, match="cannot read audio"):
+        tokenize.dump_tokens(pretrained_checkpoint, manifest, out, batch_size=4, progress=False, tm=tm)
+    written = out.read_text().splitlines()
+    assert 10 < len(written) < len(keys) and not any(line.startswith(shortest + "\t") for line in written)
+    (links / shortest).symlink_to(Path(root) / shortest)
+
+    # 3. the process died while writing a line: its half stays without a newline
+    ref_lines = {line.split("\t")[0]: line for line in reference.read_text().splitlines()}
+    pending = next(k for k in keys if k not in {line.split("\t")[0] for line in written})
+    with open(out, "a") as f:
+        f.write(ref_lines[pending][: len(ref_lines[pending]) // 2])
+
+    # 4. resuming redoes the cut line, skips the finished ones, and ends with the reference file
+    s = tokenize.dump_tokens(pretrained_checkpoint, manifest, out, batch_size=4, progress=False, tm=tm)
+    assert s["finished"] and s["skipped"] == len(written) and s["encoded"] == len(keys) - len(written)
+    assert out.read_text() == reference.read_text()
+    s = tokenize.dump_tokens(pretrained_checkpoint, manifest, out, progress=False, tm=tm)  # nothing left
+    assert (s["encoded"], s["skipped"]) == (0, len(keys))
+
+    # resuming with other settings, or over a foreign file, is refused
+    with pytest.raises(tokenize.TokenizeError, match="combine"):
+        tokenize.dump_tokens(pretrained_checkpoint, manifest, out, combine=True, progress=False, tm=tm)
+    foreign = tmp_path / "foreign.tok"
+    foreign.write_text("x\t1\n")
+    with pytest.raises(tokenize.TokenizeError, match="not a token file"):
+        tokenize.dump_tokens(pretrained_checkpoint, manifest, foreign, progress=False, tm=tm)
+
+
+def test_checkpoint_without_quantizer_is_refused_clearly(pretrained_checkpoint, tiny_speech_manifest, tmp_path, capsys):
+    state = torch.load(pretrained_checkpoint, map_location="cpu", weights_only=False)
+    tm = tokenize.load_tokenizer_model(pretrained_checkpoint)
+    tm.model.remove_pretraining_modules()
+    state["model"] = tm.model.state_dict()
+    stripped = tmp_path / "no_quantizer.pt"
+    torch.save(state, stripped)
+    with pytest.raises(tokenize.NoQuantizerError, match="no quantizer weights"):
+        tokenize.load_tokenizer_model(stripped)
+    rc = tokenize.main([str(stripped), str(tiny_speech_manifest / "valid.tsv"), "--out", str(tmp_path / "x.tok")])
+    assert rc == 1 and "no quantizer" in capsys.readouterr().err
+    assert not (tmp_path / "x.tok").exists()
+
+
+def test_codebook_report_counts_and_plots(pretrained_checkpoint, tiny_speech_manifest, tm, tmp_path, capsys):
+    out = tmp_path / "train.tok"
+    tokenize.dump_tokens(pretrained_checkpoint, tiny_speech_manifest / "train.tsv", out, combine=True,
+                         progress=False, tm=tm)
+    assert codebook_report.main(["--tokens", str(out), "--out", str(tmp_path / "report")]) == 0
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+
+    # independent count from the file: combined ids split by hand
+    ids = np.array([int(t) for line in out.read_text().splitlines() for t in line.split("\t")[1].split()])
+    for g, row in enumerate(report["rows"][: tm.groups]):
+        per_code = np.bincount((ids // tm.num_vars ** (tm.groups - 1 - g)) % tm.num_vars, minlength=tm.num_vars)
+        p = per_code[per_code > 0] / per_code.sum()
+        assert row["frames"] == len(ids)
+        assert row["used"] == int((per_code > 0).sum()) and row["dead"] == tm.num_vars - row["used"]
+        assert row["perplexity"] == pytest.approx(math.exp(-(p * np.log(p)).sum()), abs=1e-3)
+        assert 1.0 < row["perplexity"] <= tm.num_vars
+        png = (tmp_path / "report" / f"usage_g{g}.png").read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+    assert report["rows"][-1]["used"] == len(np.unique(ids))
+    assert "perplexity" in capsys.readouterr().out
+
+
+def test_codebook_report_straight_from_checkpoint(pretrained_checkpoint, tiny_speech_manifest, tmp_path):
+    tok = tmp_path / "valid.tok"
+    tokenize.dump_tokens(pretrained_checkpoint, tiny_speech_manifest / "valid.tsv", tok, progress=False)
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert codebook_report.main(["--tokens", str(tok), "--out", str(a)]) == 0
+    assert codebook_report.main(["--checkpoint", str(pretrained_checkpoint), "--manifest",
+                                 str(tiny_speech_manifest / "valid.tsv"), "--out", str(b), "--no-progress"]) == 0
+    ra, rb = (json.loads((d / "report.json").read_text()) for d in (a, b))
+    assert ra["counts"] == rb["counts"] and ra["rows"] == rb["rows"]
+    shutil.rmtree(a)
