@@ -10,8 +10,10 @@ A strict superset of the stock task (same config keys and datasets, plus ``audio
 * **Bad configs fail before the model is built**, naming the key (curvature <= 0, groups not
   dividing the quantizer width, fewer than two codes), and ``common.fp16=true`` on a machine
   without CUDA says which fairseq option makes it run instead of dying in a CUDA call.
-* **Restarts are exact and safe.** Random crops are drawn from ``(seed, epoch, batch)`` and the
-  model's numpy draws (masks) from ``(seed, update)``, so a run resumed from
+* **Restarts are exact and safe.** Random crops are drawn from ``(seed, epoch, batch)`` by a
+  generator of their own (fairseq collates in a background thread, so the stock crops, drawn from
+  numpy's global generator, race with the model's draws) and the model's numpy draws (time masks)
+  from ``(seed, update)`` (``reliability.determinism``), so a run resumed from
   ``checkpoint_last.pt`` repeats the uninterrupted run's batches and masks; checkpoint copies
   are atomic (``reliability.atomic_checkpoint``), so a kill never leaves half a checkpoint.
 * **Checkpoints name their plugin.** The config field ``requires_plugin`` is saved in every
@@ -29,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from fairseq.data import FileAudioDataset, data_utils
+from fairseq.data import FileAudioDataset
 from fairseq.dataclass import ChoiceEnum
 from fairseq.tasks import register_task
 from fairseq.tasks.audio_pretraining import AudioPretrainingConfig, AudioPretrainingTask
@@ -38,6 +40,7 @@ from omegaconf import II
 from ..reliability.atomic_checkpoint import install_atomic_checkpoint_copy
 from ..reliability.audio_checks import CHECK_MODES, AudioInputError, check_manifest, read_checked
 from ..reliability.config_checks import check_model_config, check_precision
+from ..reliability.determinism import seeded_numpy
 
 logger = logging.getLogger(__name__)
 
@@ -110,9 +113,19 @@ class CheckedFileAudioDataset(FileAudioDataset):
         self.epoch = epoch
 
     def collater(self, samples):
-        ids = [s["id"] for s in samples]
-        with data_utils.numpy_seed(self.crop_seed, self.epoch, *(ids[:4] or [0])):
-            return super().collater(samples)
+        # fairseq collates in a background thread (BufferedIterator) while the main thread trains,
+        # so the crops must not touch numpy's global generator: each batch gets its own
+        ids = sorted(int(s["id"]) for s in samples)
+        self._crop_rng = np.random.default_rng([self.crop_seed, self.epoch, *ids[:8]])
+        return super().collater(samples)
+
+    def crop_to_max_size(self, t, target_size, dim=0):
+        diff = t.size(dim) - target_size
+        if diff <= 0:
+            return t
+        rng = getattr(self, "_crop_rng", None) or np.random.default_rng([self.crop_seed, self.epoch])
+        start = int(rng.integers(0, diff + 1))
+        return t.narrow(dim, start, target_size)
 
 
 def _file_dataset(dataset):
@@ -152,5 +165,5 @@ class HyperVQAudioPretrainingTask(AudioPretrainingTask):
 
     def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
         # the model's numpy draws (time masks, layer drop) follow (seed, update): exact on resume
-        with data_utils.numpy_seed(int(getattr(self.cfg, "seed", 1) or 1), update_num):
+        with seeded_numpy(int(getattr(self.cfg, "seed", 1) or 1), update_num):
             return super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad)
