@@ -23,7 +23,6 @@ A strict superset of the stock task (same config keys and datasets, plus ``audio
     fairseq-hydra-train --config-name hypervq_w2v2_tiny task.data=MANIFEST_DIR \\
         task._name=hypervq_audio_pretraining task.audio_check=full
 """
-from __future__ import annotations
 
 import logging
 import os
