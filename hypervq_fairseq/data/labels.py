@@ -64,7 +64,12 @@ def transcripts_for(manifest) -> list:
     lookup = TranscriptLookup(Path(root))
     out = []
     for rel, _frames in rows:
-        words = words_of(lookup(rel))
+        try:
+            words = words_of(lookup(rel))
+        except LabelError:
+            raise
+        except ManifestError as e:
+            raise LabelError(f"{manifest}: {e}") from None
         if not _ALLOWED.match(words):
             bad = sorted(set(c for c in words if not _ALLOWED.match(c)))
             raise LabelError(f"transcript of {rel} (under {root}) has characters {bad!r}; expected LibriSpeech-style "

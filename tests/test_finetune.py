@@ -1,0 +1,114 @@
+"""Fine-tuning path: LibriSpeech-style labels, CTC fine-tuning of a HyperVQ checkpoint with fairseq's
+``audio_finetuning`` + ``wav2vec_ctc``, and WER from fairseq's ctc criterion (training run and fairseq-validate)."""
+import collections
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+import hypervq_fairseq.configs
+from hypervq_fairseq.data import labels
+from hypervq_fairseq.tools import tokenize
+from pretrained_checkpoint import pretrained_checkpoint, run_console  # noqa: F401  (fixture)
+
+FINETUNE_CONFIGS = Path(hypervq_fairseq.configs.__file__).parent / "finetune"
+
+
+def copy_manifests(src: Path, dst: Path) -> Path:
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in ("train.tsv", "valid.tsv"):
+        shutil.copy(src / name, dst / name)
+    return dst
+
+
+def transcripts_by_hand(manifest: Path) -> list:
+    """Each manifest line's transcript, read straight from the .trans.txt files."""
+    lines = manifest.read_text().splitlines()
+    root, out = Path(lines[0]), []
+    for line in lines[1:]:
+        audio = root / line.split("\t")[0]
+        trans = audio.parent / (audio.stem.rsplit("-", 1)[0] + ".trans.txt")
+        table = dict(t.split(" ", 1) for t in trans.read_text().splitlines())
+        out.append(table[audio.stem])
+    return out
+
+
+def test_letter_and_word_labels(tiny_speech_manifest, tmp_path):
+    from fairseq.data import Dictionary
+    from fairseq.data.data_utils import post_process
+
+    data = copy_manifests(tiny_speech_manifest, tmp_path / "data")
+    assert labels.main([str(data), "--sentencepiece", "40"]) == 0
+    for split in ("train", "valid"):
+        words = (data / f"{split}.wrd").read_text().splitlines()
+        letters = (data / f"{split}.ltr").read_text().splitlines()
+        pieces = (data / f"{split}.spm").read_text().splitlines()
+        assert words == transcripts_by_hand(data / f"{split}.tsv")
+        assert len(words) == len(letters) == len(pieces) == len((data / f"{split}.tsv").read_text().splitlines()) - 1
+        for w, ltr, spm in zip(words, letters, pieces):
+            assert ltr.endswith(" |") and post_process(ltr, "letter") == w
+            assert post_process(spm, "sentencepiece") == w
+
+    # fairseq's dictionary format: every training symbol, counts as in the labels, most frequent first
+    counts = collections.Counter((data / "train.ltr").read_text().split())
+    d = Dictionary.load(str(data / "dict.ltr.txt"))
+    assert all(d.index(sym) != d.unk() for sym in counts)
+    rows = [line.split() for line in (data / "dict.ltr.txt").read_text().splitlines()]
+    assert {s: int(n) for s, n in rows} == dict(counts)
+    assert [int(n) for _, n in rows] == sorted((int(n) for _, n in rows), reverse=True)
+    assert rows[0][0] == "|"  # one per word: the most frequent symbol
+    assert Dictionary.load(str(data / "dict.spm.txt")).index("▁") is not None
+
+
+def test_missing_transcript_fails_before_writing(tiny_speech_manifest, tmp_path):
+    lines = (tiny_speech_manifest / "valid.tsv").read_text().splitlines()
+    root = tmp_path / "corpus"
+    rel = lines[1].split("\t")[0]
+    (root / rel).parent.mkdir(parents=True)
+    shutil.copy(Path(lines[0]) / rel, root / rel)  # audio without its .trans.txt
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.tsv").write_text(f"{root}\n{lines[1]}\n")
+    with pytest.raises(labels.LabelError, match=r"no transcript file .*\.trans\.txt"):
+        labels.write_labels(data, ["train"])
+    assert sorted(p.name for p in data.iterdir()) == ["train.tsv"]
+
+
+def test_finetune_hypervq_checkpoint_and_wer(pretrained_checkpoint, tiny_speech_manifest, tmp_path):
+    data = copy_manifests(tiny_speech_manifest, tmp_path / "data")
+    labels.write_labels(data, ["train", "valid"])
+
+    # 1. fine-tune with fairseq-hydra-train: 2 updates, validation (WER) at the end
+    save = tmp_path / "ctc"
+    proc = run_console("fairseq-hydra-train", "--config-dir", FINETUNE_CONFIGS, "--config-name", "hypervq_ctc_tiny",
+                       f"task.data={data}", f"model.w2v_path={pretrained_checkpoint}", f"checkpoint.save_dir={save}",
+                       "optimization.max_update=2", f"hydra.run.dir={tmp_path / 'hydra'}", cwd=tmp_path)
+    log = proc.stdout + proc.stderr
+    valid = [json.loads(m) for m in re.findall(r"\]\[valid\]\[INFO\] - (\{.*\})", log)]
+    assert valid, log[-3000:]
+    wer = float(valid[-1]["valid_wer"])
+    assert 0.0 <= wer < 1000 and int(valid[-1]["valid_num_updates"]) == 2
+    assert int(valid[-1]["valid_nsentences"]) == len((data / "valid.wrd").read_text().splitlines())
+
+    # the HyperVQ encoder was loaded: frozen conv weights equal the pretrained ones; no quantizer left
+    ft = torch.load(save / "checkpoint_last.pt", map_location="cpu", weights_only=False)
+    pre = torch.load(pretrained_checkpoint, map_location="cpu", weights_only=False)
+    key = "feature_extractor.conv_layers.0.0.weight"
+    assert torch.equal(ft["model"][f"w2v_encoder.w2v_model.{key}"], pre["model"][key])
+    assert not any("quantizer" in k for k in ft["model"])
+    assert ft["cfg"]["model"]["w2v_args"]["model"]["_name"] == "hypervq_wav2vec2"
+
+    # 2. the same WER from fairseq-validate on the saved model (greedy CTC = Viterbi, letters -> words)
+    proc = run_console("fairseq-validate", data, "--path", save / "checkpoint_last.pt", "--task", "audio_finetuning",
+                       "--labels", "ltr", "--valid-subset", "valid", "--criterion", "ctc", "--post-process", "letter",
+                       "--cpu", "--max-tokens", "400000", "--required-batch-size-multiple", "1", cwd=tmp_path)
+    match = re.search(r"\| wer ([0-9.]+) \|", proc.stdout + proc.stderr)
+    assert match, (proc.stdout + proc.stderr)[-3000:]
+    assert float(match.group(1)) == pytest.approx(wer, abs=0.01)
+
+    # 3. a fine-tuned model has no quantizer: the token dump says so and names the pretraining checkpoint
+    with pytest.raises(tokenize.NoQuantizerError, match=r"fine-tuned 'wav2vec_ctc'.*" + re.escape(str(pretrained_checkpoint))):
+        tokenize.load_tokenizer_model(save / "checkpoint_last.pt")
