@@ -30,6 +30,7 @@ install_requires = [
     "tqdm",
     "scikit-learn",
     "G722",  # decodes the offline demo speech (Debian's Asterisk G.722 prompts)
+    "editdistance",  # fairseq's ctc criterion computes WER with it (not a fairseq dependency)
 ]
 if not os.environ.get("HYPERVQ_NO_FAIRSEQ_DEP"):
     install_requires += FAIRSEQ
