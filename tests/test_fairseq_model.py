@@ -193,3 +193,26 @@ def test_configs_pair_up_and_build(size):
         assert hyper["common"]["fp16"] and hyper["dataset"]["max_tokens"] == 1400000
         assert hyper["distributed_training"]["distributed_world_size"] == 64
         assert hyper["optimization"]["max_update"] == 400000 and hyper["lr_scheduler"]["warmup_updates"] == 32000
+
+
+def test_plugin_dataclasses_work_with_fairseq_argparse_tools():
+    """fairseq-train/-validate build argparse options from the dataclasses; string annotations
+    (``from __future__ import annotations``) break that with 'field should be a type'."""
+    import argparse
+    import importlib
+    import importlib.util
+
+    from fairseq.dataclass.utils import gen_parser_from_dataclass
+    from fairseq.tasks import TASK_DATACLASS_REGISTRY
+
+    import hypervq_fairseq
+
+    if importlib.util.find_spec("hypervq_fairseq.tasks") is not None:
+        importlib.import_module("hypervq_fairseq.tasks")
+    ours = [dc for dc in list(MODEL_DATACLASS_REGISTRY.values()) + list(TASK_DATACLASS_REGISTRY.values())
+            if dc.__module__.startswith(hypervq_fairseq.__name__)]
+    assert HyperVQWav2Vec2Config in ours
+    for dc in ours:
+        parser = argparse.ArgumentParser()
+        gen_parser_from_dataclass(parser, dc())  # raises RuntimeError on string annotations
+        assert parser._actions, dc
