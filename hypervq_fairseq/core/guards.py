@@ -13,10 +13,14 @@ import torch
 # the direction is undefined and every formula is replaced by its limit (sinh(2s)/‖v‖ -> 2√c).
 MIN_NORM = {torch.float32: 1e-15, torch.float64: 1e-15}
 
-# Largest 2s = 2√c‖v‖ for which sinh/cosh are evaluated directly. exp(15) ~ 3e6, so
-# sinh(2s)·cosh(2√c r) stays far from float32 overflow for any sane offset r; beyond it
-# the logits are evaluated in the log domain (exact, no clamp of the input).
-DIRECT_EVAL_MAX = 15.0
+# Largest 2s = 2√c‖v‖ for which sinh/cosh(2s) are evaluated directly; beyond it the logits
+# are evaluated in the log domain (exact, no clamp of the input). cosh(30) ~ 5e12, so
+# sinh(2s)·cosh(2√c r) stays below float32's 3.4e38 while 2√c|r| < 58: for every offset whose
+# point q_k = exp_0(r ẑ) float32 can tell from the boundary (√c|r| > 9 is already on it).
+# Both branches have the same rounding error (eps·e^{2s}·cosh(2√c r) on the asinh argument);
+# the log domain costs extra passes, so the switch sits as high as float32 allows. Wav2vec 2.0
+# tangent norms at initialisation give 2s ~ 13: almost every row takes the direct branch.
+DIRECT_EVAL_MAX = 30.0
 
 # Smallest |argument| whose logarithm the log-domain branch takes. Only reached within
 # 1e-20 of a decision hyperplane at a point far from the origin, where the logit is ~0.

@@ -107,7 +107,7 @@ def _asinh_log_domain(m: torch.Tensor, two_s: torch.Tensor) -> torch.Tensor:
 
     ``|m|`` is bounded below by ``LOG_DOMAIN_TINY`` (reached only within 1e-20 of a decision
     hyperplane, where the logit is ~0); with ``2s ≥ DIRECT_EVAL_MAX`` that keeps
-    ``exp(−2 log|A|) ≤ e^{64}``, finite in float32.
+    ``exp(−2 log|A|) ≤ e^{2·(46.1 + log 2 − DIRECT_EVAL_MAX)}``, finite in float32.
     """
     log_abs = two_s - _LOG_2 + torch.log(m.abs().clamp_min(LOG_DOMAIN_TINY))
     return torch.sign(m) * (log_abs + torch.log1p(torch.sqrt(1 + torch.exp(-2 * log_abs))))
