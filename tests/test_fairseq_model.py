@@ -216,3 +216,17 @@ def test_plugin_dataclasses_work_with_fairseq_argparse_tools():
         parser = argparse.ArgumentParser()
         gen_parser_from_dataclass(parser, dc())  # raises RuntimeError on string annotations
         assert parser._actions, dc
+
+
+def test_half_precision_model_keeps_monitoring_finite():
+    """fairseq's --fp16/--bf16 cast the whole model; the diagnostics must survive the cast."""
+    model = tiny().train().to(torch.bfloat16)
+    assert model.monitor.used.dtype == torch.bool  # the cast leaves the usage window alone
+    out = model(source=audio().to(torch.bfloat16))
+    loss = model.get_logits(out).float().logsumexp(-1).sum() + sum(model.get_extra_losses(out))
+    assert torch.isfinite(loss)
+    loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.quantizer.parameters() if p.grad is not None)
+    for key in ("prob_perplexity", "code_perplexity_g0", "hyperbolic_radius"):
+        assert math.isfinite(float(out[key])), key
+    assert out["dead_codes"] < 2 * TINY["latent_vars"]
