@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import math
 import os
 import sys
 import time
@@ -84,6 +85,9 @@ def _model_args(p, num_codes=512, dim=64):
     g.add_argument("--ema", action="store_true", help="EMA codebook (kmeans)")
     g.add_argument("--temp", default="(2.0, 0.5, 0.999)", help="Gumbel temperature (max, min, decay per update)")
     g.add_argument("--curvature", type=float, default=1.0, help="ball curvature c (hyper, hyper_embmat, hyper_kmeans)")
+    g.add_argument("--clip-radius", type=float, default=1.0,
+                   help="feature clipping of the tangent vector before exp_0 (Guo et al. 2022) for hyper and "
+                        "hyper_embmat; 0 turns it off. Without it, short CPU runs collapsed to a few codes at eval")
 
 
 def quantizer_options(name: str, args) -> dict:
@@ -96,6 +100,7 @@ def quantizer_options(name: str, args) -> dict:
         opts = {"temp": temp}
         if name != "gumbel":
             opts["curvature"] = args.curvature
+            opts["clip_radius"] = args.clip_radius if args.clip_radius > 0 else None
         return opts
     return {}
 
@@ -160,11 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quantizers", nargs="+", default=["kmeans", "gumbel", "hyper", "hyper_kmeans", "hyper_embmat"],
                    choices=sorted(QUANTIZERS))
     p.add_argument("--probe-steps", type=int, default=300)
-    p.add_argument("--dis-steps", type=int, default=300, help="updates of the D=3, K=16 disentanglement model")
+    p.add_argument("--dis-steps", type=int, default=200, help="updates of the D=3, K=16 disentanglement model")
     p.add_argument("--dis-codes", type=int, default=16)
     p.add_argument("--dis-dim", type=int, default=3)
     p.add_argument("--dis-samples", type=int, default=1000)
-    _data_args(p), _run_args(p, 400), _model_args(p)
+    _data_args(p), _run_args(p, 300), _model_args(p)
     p.set_defaults(subset=6000, test_subset=2000, batch_size=64)
     return parser
 
@@ -180,7 +185,7 @@ def _sizes(args, cfg: VQVAEConfig):
     size = args.image_size or info.size
     lat = size // 4
     print(f"[hypervq-vision] {args.command}: dataset={args.dataset} image={info.channels}x{size}x{size} "
-          f"latent={cfg.embedding_dim}x{lat}x{lat} ({lat * lat} codes/image, {lat * lat * 9:.0f} bits at K=512) "
+          f"latent={cfg.embedding_dim}x{lat}x{lat} ({lat * lat} codes/image = {lat * lat * math.log2(cfg.num_codes):.0f} bits) "
           f"quantizer={cfg.quantizer} K={cfg.num_codes} threads={torch.get_num_threads()}")
 
 

@@ -75,7 +75,7 @@ def run_compare(args, base_cfg: VQVAEConfig, train_ds, test_ds, classes: int, di
 
 def settings(args) -> dict:
     keys = ["dataset", "subset", "test_subset", "num_codes", "embedding_dim", "hidden", "steps", "probe_steps",
-            "batch_size", "lr", "dis_steps", "dis_codes", "dis_dim", "dis_samples", "seed"]
+            "batch_size", "lr", "dis_steps", "dis_codes", "dis_dim", "dis_samples", "seed", "clip_radius", "temp"]
     return {k: getattr(args, k) for k in keys}
 
 
@@ -118,7 +118,8 @@ def results_table(rows: dict, args, minutes: float) -> str:
     lines = [
         f"Fashion-MNIST side-by-side: K={s['num_codes']}, D={s['embedding_dim']}, hidden={s['hidden']}, "
         f"{s['subset'] or 'all'} train / {s['test_subset'] or 'all'} test images, {s['steps']} VQ-VAE steps, "
-        f"{s['probe_steps']} probe steps, batch {s['batch_size']}, seed {s['seed']}; disentanglement: "
+        f"{s['probe_steps']} probe steps, batch {s['batch_size']}, seed {s['seed']}, Gumbel temperature {s['temp']}, "
+        f"HyperVQ/HyperEmbMatVQ clip radius {s['clip_radius'] or 'off'}; disentanglement: "
         f"D={s['dis_dim']}, K={s['dis_codes']}, {s['dis_steps']} steps, {s['dis_samples']} samples. "
         f"Wall time of this invocation: {minutes:.1f} min.",
         "",

@@ -1,0 +1,181 @@
+"""Every hypervq-vision subcommand end to end on tiny real data (sklearn digits / Fashion-MNIST)."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from PIL import Image
+
+from hypervq_fairseq.vision.cli import build_parser, main
+from hypervq_fairseq.vision.data import DEBIAN_FASHION_MNIST, load_dataset, prepare_fashion_mnist
+
+# 256 real Fashion-MNIST training images (64 for testing), a 16-channel VQ-VAE with K=16.
+TINY = ["--dataset", "fashion-mnist", "--subset", "256", "--test-subset", "64", "--batch-size", "32", "--quiet",
+        "--threads", "1", "--lr", "2e-3"]
+MODEL = ["--num-codes", "16", "--embedding-dim", "8", "--hidden", "16", "--res-blocks", "1", "--res-hidden", "8"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fashion_cache(tmp_path_factory):
+    """Decompress the Debian Fashion-MNIST files once per session into pytest's tmp folder."""
+    cache = tmp_path_factory.mktemp("fashion-mnist")
+    os.environ["HYPERVQ_CACHE"] = str(cache)
+    yield cache
+    os.environ.pop("HYPERVQ_CACHE", None)
+
+
+def run(*argv):
+    assert main([str(a) for a in argv]) == 0
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("vision") / "hyper"
+    run("train", "--quantizer", "hyper", "--steps", 30, "--out", out, *TINY, *MODEL)
+    return out
+
+
+def test_train_writes_checkpoint_metrics_and_tensorboard(trained):
+    metrics = json.loads((trained / "metrics.json").read_text())
+    assert 0 < metrics["mse"] < 1 and 0.99 <= metrics["perplexity"] <= 16 and metrics["test_images"] == 64
+    state = torch.load(trained / "checkpoint.pt", weights_only=False)
+    assert state["kind"] == "vqvae" and state["step"] == 30 and state["config"]["quantizer"] == "hyper"
+    assert any(f.startswith("events.out.tfevents") for f in os.listdir(trained / "tb"))
+    assert not [f for f in os.listdir(trained) if f.endswith(".tmp")]  # atomic writes leave nothing behind
+
+
+@pytest.mark.parametrize("quantizer", ["hyper", "kmeans"])
+def test_resume_continues_exactly(tmp_path, quantizer):
+    """2 steps + resume to 4 gives the same weights as 4 steps in one go (Gumbel noise included)."""
+    args = ["--quantizer", quantizer, *TINY, *MODEL, "--save-every", "1"]
+    run("train", "--steps", 4, "--out", tmp_path / "straight", *args)
+    run("train", "--steps", 2, "--out", tmp_path / "split", *args)
+    run("train", "--steps", 4, "--out", tmp_path / "split", "--resume", *args)
+    a = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=False)
+    b = torch.load(tmp_path / "split" / "checkpoint.pt", weights_only=False)
+    assert b["step"] == 4
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+
+
+def test_resume_refuses_a_different_config(tmp_path):
+    run("train", "--quantizer", "kmeans", "--steps", 1, "--out", tmp_path, *TINY, *MODEL)
+    with pytest.raises(ValueError, match="trained with config"):
+        run("train", "--quantizer", "gumbel", "--steps", 2, "--out", tmp_path, "--resume", *TINY, *MODEL)
+
+
+def test_probe_trains_a_head_on_frozen_features(trained, tmp_path):
+    before = torch.load(trained / "checkpoint.pt", weights_only=False)["model"]
+    run("probe", "--checkpoint", trained / "checkpoint.pt", "--steps", 60, "--out", tmp_path, *TINY)
+    metrics = json.loads((tmp_path / "probe_metrics.json").read_text())
+    assert metrics["train_accuracy"] > 20 and metrics["accuracy"] > 20  # 10 classes: chance is 10 %
+    after = torch.load(trained / "checkpoint.pt", weights_only=False)["model"]
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    run("probe", "--checkpoint", trained / "checkpoint.pt", "--steps", 65, "--out", tmp_path, "--resume", *TINY)
+    assert torch.load(tmp_path / "probe.pt", weights_only=False)["step"] == 65
+
+
+def test_codebook_grid_has_one_patch_per_code(trained, tmp_path):
+    run("codebook", "--checkpoint", trained / "checkpoint.pt", "--out", tmp_path)
+    info = json.loads((tmp_path / "codebook.json").read_text())
+    assert info["codes"] == 16 and info["patch"] == [1, 4, 4] and 1 <= info["distinct_patches"] <= 16
+    w, h = Image.open(tmp_path / "codebook.png").size
+    assert (w, h) == (4 * (32 + 2) + 2, 4 * (32 + 2) + 2)  # 4×4 grid of 4×4 patches upscaled ×8, 2 px padding
+
+
+def test_disentangle_scores_with_latent_dim_3(tmp_path):
+    run("disentangle", "--quantizer", "kmeans", "--steps", 10, "--samples", 200, "--out", tmp_path, *TINY, "--hidden", "16")
+    scores = json.loads((tmp_path / "disentangle.json").read_text())
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert state["config"]["embedding_dim"] == 3 and state["config"]["num_codes"] == 16
+    assert scores["samples"] == 200
+    for cond in ("clean", "noisy"):
+        s = scores[cond]
+        assert ("note" in s) or (-1 <= s["silhouette"] <= 1 and s["davies_bouldin"] >= 0)
+    assert Image.open(tmp_path / "scatter.png").size[0] > 100
+
+
+def test_prior_trains_samples_and_scores_with_local_inception_weights(trained, tmp_path, monkeypatch):
+    """The real Inception-v3 (random weights saved to a file, as a user's weights would be), fed 75×75
+    instead of 299×299 images so that the test takes seconds: the network accepts both."""
+    from torchvision.models import inception_v3
+    from hypervq_fairseq.vision import inception_metrics
+
+    monkeypatch.setattr(inception_metrics, "INPUT_SIZE", 75)
+    weights = tmp_path / "inception.pth"
+    torch.manual_seed(0)
+    with torch.device("meta"):
+        shapes = inception_v3(weights=None, aux_logits=True, init_weights=False).state_dict()
+    state = {k: (torch.ones(v.shape) if k.endswith("running_var") else torch.zeros(v.shape, dtype=v.dtype)
+                 if k.endswith(("running_mean", "num_batches_tracked")) else 0.05 * torch.randn(v.shape))
+             for k, v in shapes.items()}
+    torch.save(state, weights)
+    run("prior", "--checkpoint", trained / "checkpoint.pt", "--steps", 5, "--layers", 2, "--prior-dim", 8,
+        "--samples", 4, "--out", tmp_path / "p", *TINY)
+    m = json.loads((tmp_path / "p" / "prior_metrics.json").read_text())
+    assert m["fid"] is None and "inception-weights" in m["note"] and m["test_nll"] > 0
+    assert Image.open(tmp_path / "p" / "samples.png").size[0] > 8
+    run("prior", "--checkpoint", trained / "checkpoint.pt", "--steps", 6, "--layers", 2, "--prior-dim", 8,
+        "--samples", 4, "--out", tmp_path / "p", "--resume", "--inception-weights", weights, *TINY)
+    m = json.loads((tmp_path / "p" / "prior_metrics.json").read_text())
+    assert m["fid"] >= 0 and m["inception_score"] >= 1.0
+    assert torch.load(tmp_path / "p" / "prior.pt", weights_only=False)["step"] == 6
+
+
+def test_compare_writes_a_paper_style_table(tmp_path):
+    run("compare", "--quantizers", "kmeans", "hyper", "--steps", 3, "--probe-steps", 3, "--dis-steps", 3,
+        "--dis-samples", 100, "--out", tmp_path, *TINY, *MODEL)
+    table = (tmp_path / "results.md").read_text()
+    assert "| KmeansVQ |" in table and "| HyperVQ |" in table and "Probe acc." in table
+    assert "silhouette HyperVQ > KmeansVQ" in table
+    rows = json.loads((tmp_path / "results.json").read_text())["rows"]
+    assert set(rows) == {"kmeans", "hyper"} and all(0 < r["mse"] < 1 for r in rows.values())
+    # a rerun resumes: finished stages are read back, not retrained
+    mtime = os.path.getmtime(tmp_path / "hyper" / "vqvae" / "checkpoint.pt")
+    run("compare", "--quantizers", "kmeans", "hyper", "--steps", 3, "--probe-steps", 3, "--dis-steps", 3,
+        "--dis-samples", 100, "--out", tmp_path, *TINY, *MODEL)
+    assert os.path.getmtime(tmp_path / "hyper" / "vqvae" / "checkpoint.pt") == mtime
+
+
+def test_help_ends_with_examples():
+    text = build_parser().format_help()
+    assert text.rstrip().splitlines()[-1].strip().startswith("OMP_NUM_THREADS=1 nice hypervq-vision compare")
+    assert "examples:" in text
+
+
+def test_fashion_mnist_from_the_debian_files(tmp_path):
+    if not os.path.isdir(DEBIAN_FASHION_MNIST):
+        pytest.fail(f"{DEBIAN_FASHION_MNIST} missing: scripts/setup.sh installs dataset-fashion-mnist")
+    ds = load_dataset("fashion-mnist", train=False, cache_dir=str(tmp_path))
+    x, y = ds[0]
+    assert len(ds) == 10000 and x.shape == (1, 28, 28) and -0.5 <= x.min() < x.max() <= 0.5 and 0 <= int(y) < 10
+    assert sorted(os.listdir(tmp_path / "FashionMNIST" / "raw"))[0] == "t10k-images-idx3-ubyte"
+
+
+def test_inception_weights_must_be_an_inception_state_dict(tmp_path):
+    from hypervq_fairseq.vision.inception_metrics import load_inception
+
+    with pytest.raises(FileNotFoundError, match="nowhere.pth"):
+        load_inception(str(tmp_path / "nowhere.pth"))
+    torch.save({"fc.weight": torch.zeros(2, 2)}, tmp_path / "bad.pth")
+    with pytest.raises(ValueError, match="not a torchvision inception_v3 state dict"):
+        load_inception(str(tmp_path / "bad.pth"))
+
+
+def test_missing_datasets_name_the_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="train-images-idx3-ubyte.gz"):
+        prepare_fashion_mnist(str(tmp_path / "nowhere"), str(tmp_path / "cache"))
+    with pytest.raises(FileNotFoundError, match=str(tmp_path)):
+        load_dataset("cifar100", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="ImageFolder"):
+        load_dataset("imagenet", str(tmp_path))
+
+
+def test_vision_never_imports_fairseq():
+    code = ("import sys; sys.modules['fairseq'] = None\n"
+            "import hypervq_fairseq.vision.cli, hypervq_fairseq.vision.compare, hypervq_fairseq.vision.prior\n"
+            "assert not any(m.startswith('hypervq_fairseq.models') for m in sys.modules)\nprint('ok')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr
