@@ -1,0 +1,215 @@
+"""Bad input reaches the user as one clear error naming the file (or config key) and the reason.
+
+Each case is built from a real utterance of the tiny corpus, damaged in one way, and fed to the
+real task ``hypervq_audio_pretraining`` (start-up checks in ``load_dataset``, read-time checks in
+the dataset) or, for configs, to ``build_model``. One case of each kind also goes through
+``fairseq-hydra-train`` to show what the user reads there: our message, not a fairseq assert.
+"""
+import os
+import re
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+from omegaconf import OmegaConf
+
+from hypervq_fairseq.reliability import AudioInputError, ConfigError, check_model_config, check_precision
+from hypervq_fairseq.reliability.runs import run, train_command
+from hypervq_fairseq.tasks import CheckedFileAudioDataset, HyperVQAudioPretrainingConfig, HyperVQAudioPretrainingTask
+
+COMMON = {"tpu": False, "seed": 1, "fp16": False, "fp16_no_flatten_grads": False, "memory_efficient_fp16": False}
+
+
+def make_task(data, **overrides):
+    """The task as fairseq builds it: its config inside a root that resolves ``common.*`` links."""
+    cfg = OmegaConf.structured(HyperVQAudioPretrainingConfig(data=str(data), min_sample_size=0, **overrides))
+    root = OmegaConf.create({"common": COMMON, "task": cfg})
+    return HyperVQAudioPretrainingTask.setup_task(root.task)
+
+
+def good_files(manifest_dir, n=3):
+    with open(os.path.join(manifest_dir, "train.tsv")) as f:
+        root = f.readline().strip()
+        return root, [line.rstrip("\n").split("\t") for line in f][:n]
+
+
+@pytest.fixture
+def corpus(tmp_path, tiny_speech_manifest):
+    """A folder with three good utterances; ``add(name, writer)`` adds a file and a manifest line."""
+    root, rows = good_files(tiny_speech_manifest)
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    lines = []
+    for i, (rel, frames) in enumerate(rows):
+        shutil.copy(os.path.join(root, rel), audio / f"good{i}.flac")
+        lines.append(f"good{i}.flac\t{frames}")
+    source = os.path.join(root, rows[0][0])
+
+    class Corpus:
+        data = tmp_path / "manifest"
+        wav, rate = sf.read(source, dtype="float32")
+        raw = open(source, "rb").read()
+
+        def write(self, extra_lines=(), root_line=None):
+            self.data.mkdir(exist_ok=True)
+            body = [root_line or str(audio)] + lines + list(extra_lines)
+            (self.data / "train.tsv").write_text("\n".join(body) + "\n")
+            return self.data
+
+        def add(self, name, frames, make):
+            make(audio / name)
+            return self.write([f"{name}\t{frames}"])
+
+    return Corpus()
+
+
+# -- start-up checks (task.load_dataset) ---------------------------------------------------------
+
+def _write_bytes(data):
+    return lambda path: path.write_bytes(data)
+
+
+CASES = {
+    # name: (frames in the manifest, writer, expected reason)
+    "garbage": (lambda c: len(c.wav), lambda c: _write_bytes(os.urandom(5000)), "unreadable"),
+    "zero_bytes": (lambda c: 0, lambda c: _write_bytes(b""), "empty file (0 bytes)"),
+    "zero_frames": (lambda c: 0, lambda c: (lambda p: sf.write(p, np.zeros(0, "float32"), 16000, format="WAV")),
+                    "empty: no audio frames"),
+    "rate8k": (lambda c: len(c.wav) // 2, lambda c: (lambda p: sf.write(p, c.wav[::2], 8000, format="FLAC")),
+               "sample rate 8000 Hz, expected 16000 Hz"),
+    "stereo": (lambda c: len(c.wav), lambda c: (lambda p: sf.write(p, np.stack([c.wav, c.wav], 1), 16000, format="FLAC")),
+               "2 channels, expected mono"),
+    "truncated_wav": (lambda c: len(c.wav), lambda c: (lambda p: _truncated_wav(p, c.wav)),
+                      "but the manifest says"),
+}
+
+
+def _truncated_wav(path, wav):
+    sf.write(path, wav, 16000, format="WAV")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_file_fails_at_startup_naming_file_and_reason(corpus, case):
+    frames, writer, reason = CASES[case]
+    name = f"{case}.{'wav' if 'wav' in case or case == 'zero_frames' else 'flac'}"
+    data = corpus.add(name, frames(corpus), writer(corpus))
+    task = make_task(data)
+    with pytest.raises(AudioInputError) as err:
+        task.load_dataset("train")
+    message = str(err.value)
+    assert name in message and reason in message and "1 bad audio file" in message
+    assert "--skip-bad" in message                       # says how to fix it
+    assert "good0.flac" not in message                   # only the bad one is named
+
+
+def test_missing_file_and_many_bad_files_are_all_listed(corpus):
+    corpus.add("stereo.flac", len(corpus.wav), lambda p: sf.write(p, np.stack([corpus.wav] * 2, 1), 16000))
+    data = corpus.write([f"stereo.flac\t{len(corpus.wav)}", "nowhere/lost.flac\t16000"])
+    with pytest.raises(AudioInputError, match=r"(?s)2 bad audio file.*stereo\.flac: 2 channels.*lost\.flac: missing file"):
+        make_task(data).load_dataset("train")
+
+
+@pytest.mark.parametrize("line, where", [
+    ("good0.flac", "train.tsv:5"),                       # no frame count
+    ("good0.flac\tmany", "train.tsv:5"),                 # frame count not a number
+    ("good0.flac\t16000\textra", "train.tsv:5"),         # three columns
+])
+def test_malformed_manifest_line_names_path_and_line(corpus, line, where):
+    data = corpus.write([line])
+    with pytest.raises(AudioInputError, match=f"malformed manifest line: .*{where}"):
+        make_task(data).load_dataset("train")
+
+
+def test_missing_manifest_and_missing_root_are_named(corpus, tmp_path):
+    corpus.write()
+    with pytest.raises(AudioInputError, match=r"manifest .*valid\.tsv not found \(the folder holds train\.tsv\)"):
+        make_task(corpus.data).load_dataset("valid")
+    data = corpus.write(root_line=str(tmp_path / "moved"))
+    with pytest.raises(AudioInputError, match=r"train\.tsv:1: audio root .*moved.* is not a folder"):
+        make_task(data).load_dataset("train")
+
+
+# -- read-time checks (what a header cannot show) ------------------------------------------------
+
+def test_corrupt_and_truncated_flac_pass_the_header_but_fail_by_name_when_read(corpus):
+    corpus.add("corrupt.flac", len(corpus.wav), _write_bytes(corpus.raw[:100] + os.urandom(len(corpus.raw) - 100)))
+    data = corpus.add("cut.flac", len(corpus.wav), _write_bytes(corpus.raw[: len(corpus.raw) // 2]))
+    data = corpus.write([f"corrupt.flac\t{len(corpus.wav)}", f"cut.flac\t{len(corpus.wav)}"])
+    task = make_task(data)
+    task.load_dataset("train")                           # header check: both headers look fine
+    ds = task.datasets["train"]
+    assert isinstance(ds, CheckedFileAudioDataset)
+    assert ds[0]["source"].shape == (int(ds.sizes[0]),)  # good files still read
+    for index, name in ((3, "corrupt.flac"), (4, "cut.flac")):
+        with pytest.raises(AudioInputError, match=f"{name}: cannot be decoded .*corrupt or truncated"):
+            ds[index]
+    # the full check finds both before training starts
+    with pytest.raises(AudioInputError, match=r"(?s)2 bad audio file.*corrupt\.flac: unreadable.*cut\.flac: unreadable"):
+        make_task(data, audio_check="full").load_dataset("train")
+
+
+def test_nan_samples_are_an_error_not_a_nan_loss(corpus):
+    bad = corpus.wav.copy()
+    bad[100:110] = np.nan
+    data = corpus.add("nan.wav", len(bad), lambda p: sf.write(p, bad, 16000, subtype="FLOAT"))
+    task = make_task(data)
+    task.load_dataset("train")
+    with pytest.raises(AudioInputError, match=r"nan\.wav: 10 non-finite"):
+        task.datasets["train"][3]
+
+
+# -- configs -----------------------------------------------------------------------------------
+
+TINY_MODEL = dict(_name="hypervq_wav2vec2", quantize_targets=True, quantizer_type="hyperbolic", latent_vars=32,
+                  latent_groups=2, final_dim=32, encoder_embed_dim=64, hyperbolic_curvature=1.0)
+
+
+@pytest.mark.parametrize("override, message", [
+    (dict(hyperbolic_curvature=-1.0), r"model\.hyperbolic_curvature=-1\.0: .*finite curvature c > 0"),
+    (dict(hyperbolic_curvature=float("nan")), r"model\.hyperbolic_curvature=nan"),
+    (dict(latent_groups=3), r"model\.latent_groups=3 does not divide the quantizer width model\.final_dim=32"),
+    (dict(latent_vars=1), r"model\.latent_vars=1: a quantizer needs at least 2 codes"),
+    (dict(quantizer_type="gumbel", latent_groups=3), r"model\.latent_groups=3 does not divide"),
+])
+def test_nonsensical_model_configs_name_the_key(override, message):
+    with pytest.raises(ConfigError, match=message):
+        check_model_config(OmegaConf.create({**TINY_MODEL, **override}))
+
+
+def test_valid_configs_pass():
+    check_model_config(OmegaConf.create(TINY_MODEL))
+    check_model_config(OmegaConf.create({**TINY_MODEL, "quantize_targets": False, "latent_vars": 1}))
+
+
+def test_fp16_on_a_machine_without_cuda_says_which_option_runs():
+    with pytest.raises(ConfigError, match="common.fp16_no_flatten_grads=true"):
+        check_precision(fp16=True, fp16_no_flatten_grads=False, memory_efficient_fp16=False, cuda_available=False)
+    check_precision(fp16=True, fp16_no_flatten_grads=True, memory_efficient_fp16=False, cuda_available=False)
+    check_precision(fp16=True, fp16_no_flatten_grads=False, memory_efficient_fp16=False, cuda_available=True)
+
+
+# -- what the user reads from fairseq-hydra-train ------------------------------------------------
+
+def _last_frame(text):
+    frames = [line for line in text.splitlines() if line.strip().startswith('File "')]
+    return frames[-1] if frames else ""
+
+
+@pytest.mark.parametrize("kind", ["stereo_audio", "negative_curvature"])
+def test_fairseq_hydra_train_reports_our_message(corpus, tmp_path, kind):
+    overrides = ["task._name=hypervq_audio_pretraining", "task.min_sample_size=0", "optimization.max_update=1"]
+    if kind == "stereo_audio":
+        data = corpus.add("two.flac", len(corpus.wav), lambda p: sf.write(p, np.stack([corpus.wav] * 2, 1), 16000))
+        expected = r"two\.flac: 2 channels, expected mono"
+    else:
+        data = corpus.write()
+        overrides.append("model.hyperbolic_curvature=-1.0")
+        expected = r"model\.hyperbolic_curvature=-1\.0: the Poincaré ball needs a finite curvature c > 0"
+    shutil.copy(data / "train.tsv", data / "valid.tsv")
+    log = run(train_command(str(data), str(tmp_path / "ckpt"), overrides), cwd=str(tmp_path), timeout=300)
+    assert log.returncode != 0 and "train_inner" not in log.records
+    assert re.search(expected, log.text), log.tail()
+    assert "hypervq_fairseq" in _last_frame(log.text), log.tail()  # raised by the plugin, not deep in fairseq
