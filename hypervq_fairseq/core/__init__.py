@@ -1,5 +1,5 @@
 """Poincaré-ball math as pure functions (torch + geoopt only; never imports fairseq)."""
-from .mlr import unidirectional_mlr_logits
+from .mlr import mlr_logits_from_unit_normals, unidirectional_mlr_logits
 from .poincare import (
     check_curvature,
     conformal_factor,
@@ -13,6 +13,7 @@ from .poincare import (
 
 __all__ = [
     "unidirectional_mlr_logits",
+    "mlr_logits_from_unit_normals",
     "check_curvature",
     "conformal_factor",
     "distance",

@@ -127,13 +127,26 @@ def unidirectional_mlr_logits(v: torch.Tensor, z: torch.Tensor, r: torch.Tensor,
     fp16's range (and feed a float32 softmax anyway).
     """
     _check_shapes(v, z, r)
-    with torch.autocast(device_type=v.device.type, enabled=False):   # autocast would run the product in half
-        return _logits(v, z, r, c)
-
-
-def _logits(v: torch.Tensor, z: torch.Tensor, r: torch.Tensor, c: Curvature) -> torch.Tensor:
     dtype = compute_dtype(v.dtype)
-    v, z, r = v.to(dtype), z.to(dtype), r.to(dtype)
+    z = z.to(dtype)
+    z_norm = clamped_norm(z)                                     # (..., K, 1)
+    return mlr_logits_from_unit_normals(v, z * z_norm.reciprocal(), z_norm.squeeze(-1), r, c=c)
+
+
+def mlr_logits_from_unit_normals(v: torch.Tensor, z_unit: torch.Tensor, z_norm: torch.Tensor, r: torch.Tensor,
+                                 *, c: Curvature = 1.0) -> torch.Tensor:
+    """:func:`unidirectional_mlr_logits` with the normals given as ``ẑ_k`` and ``‖z_k‖`` (shape of ``r``).
+
+    For callers that also need ``ẑ_k`` (HyperVQ's code vectors ``r_k ẑ_k``): normalising once
+    saves a pass over the codebook and its backward.
+    """
+    with torch.autocast(device_type=v.device.type, enabled=False):   # autocast would run the product in half
+        return _logits(v, z_unit, z_norm, r, c)
+
+
+def _logits(v: torch.Tensor, z_unit: torch.Tensor, z_norm: torch.Tensor, r: torch.Tensor, c: Curvature) -> torch.Tensor:
+    dtype = compute_dtype(v.dtype)
+    v, z_unit, z_norm, r = v.to(dtype), z_unit.to(dtype), z_norm.to(dtype), r.to(dtype)
     sqrt_c = torch.as_tensor(c, dtype=dtype, device=v.device).sqrt()
 
     # Rows: s = √c‖v‖ and the row vector [α v, −β].
@@ -144,18 +157,17 @@ def _logits(v: torch.Tensor, z: torch.Tensor, r: torch.Tensor, c: Curvature) -> 
     rows = torch.cat([alpha * v, -beta], dim=-1)                 # (..., d+1)
 
     # Hyperplanes: b_k = 2√c r_k and the code vector [cosh(b_k) ẑ_k, sinh(b_k)].
-    z_norm = clamped_norm(z)                                     # (..., K, 1)
     b = (2 * sqrt_c * r).unsqueeze(-1)
-    planes = torch.cat([torch.cosh(b) * (z / z_norm), torch.sinh(b)], dim=-1)  # (..., K, d+1)
+    planes = torch.cat([torch.cosh(b) * z_unit, torch.sinh(b)], dim=-1)   # (..., K, d+1)
 
     # A (near rows) or 2e^{−2s}A (far rows) from one matrix product.
-    if z.dim() == 2:
+    if z_unit.dim() == 2:
         m = rows @ planes.transpose(0, 1)                        # (..., K)
     else:
         m = torch.einsum("...gd,gkd->...gk", rows, planes)       # (..., G, K)
 
     # ℓ = (2‖z‖/√c)·asinh(A): directly, then the far rows again in the log domain.
-    scale = 2 / sqrt_c * z_norm.squeeze(-1)                      # (..., K)
+    scale = (2 / sqrt_c) * z_norm                                # (..., K)
     logits = _ScaledAsinh.apply(m, scale)
     if bool(far.any()):
         num_codes = m.shape[-1]

@@ -34,7 +34,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..core.mlr import unidirectional_mlr_logits
+from ..core.mlr import mlr_logits_from_unit_normals
 from ..core.poincare import check_curvature, distance_to_origin_from_tangent
 from ..core.guards import clamped_norm, compute_dtype
 from .perplexity import code_usage, group_perplexities
@@ -196,12 +196,20 @@ class HyperbolicVectorQuantizer(nn.Module):
         """``c`` as a 0-dim tensor in float32 (float64 if the module is float64)."""
         return self.log_curvature.to(compute_dtype(self.log_curvature.dtype)).exp()
 
+    def _hyperplanes(self, dtype: torch.dtype):
+        """``(ẑ, ‖z‖, r)`` per group, ``(G, V, d)``, ``(G, V)``, ``(G, V)``, in ``dtype``."""
+        normals, offsets = self.normals.to(dtype), self.offsets.to(dtype)
+        z_norm = clamped_norm(normals)
+        z_unit = normals * z_norm.reciprocal()
+        planes = (z_unit, z_norm.squeeze(-1), offsets)
+        if self.combine_groups:
+            planes = tuple(t.expand(self.groups, *t.shape[1:]) for t in planes)
+        return planes
+
     def codebook_vectors(self) -> torch.Tensor:
         """Code vectors ``r_k ẑ_k`` per group, ``(G, V, d)``, in float32 (or float64)."""
-        dtype = compute_dtype(self.normals.dtype)
-        normals = self.normals.to(dtype)
-        codes = self.offsets.to(dtype).unsqueeze(-1) * normals / clamped_norm(normals)
-        return codes.expand(self.groups, -1, -1) if self.combine_groups else codes
+        z_unit, _, offsets = self._hyperplanes(compute_dtype(self.normals.dtype))
+        return offsets.unsqueeze(-1) * z_unit
 
     def sample_from_codebook(self, b: int, n: int) -> torch.Tensor:
         """``b × n`` code vectors drawn uniformly over the ``V^G`` combinations, ``(b, n, vq_dim)``."""
@@ -221,13 +229,10 @@ class HyperbolicVectorQuantizer(nn.Module):
         v = project_fp32(self.weight_proj, rows).view(rows.shape[0], self.groups, self.var_dim)
         return v if self.clip_radius is None else clip_tangent(v, self.clip_radius)
 
-    def logits(self, v: torch.Tensor) -> torch.Tensor:
+    def logits(self, v: torch.Tensor, planes=None) -> torch.Tensor:
         """MLR logits ``(N, G, V)`` for tangent vectors ``v (N, G, d)`` (float32 or wider)."""
-        normals = self.normals.to(v.dtype)
-        offsets = self.offsets.to(v.dtype)
-        if self.combine_groups:
-            normals, offsets = normals.expand(self.groups, -1, -1), offsets.expand(self.groups, -1)
-        return unidirectional_mlr_logits(v, normals, offsets, c=self.curvature.to(v.dtype))
+        z_unit, z_norm, offsets = self._hyperplanes(v.dtype) if planes is None else planes
+        return mlr_logits_from_unit_normals(v, z_unit, z_norm, offsets, c=self.curvature.to(v.dtype))
 
     def forward(self, x: torch.Tensor, produce_targets: bool = False) -> dict:
         result = {"num_vars": self.num_vars * self.groups}
@@ -244,7 +249,8 @@ class HyperbolicVectorQuantizer(nn.Module):
             v = self.tangent(x.reshape(-1, fsz))                          # (N, G, d)
 
             # 3. hyperbolic MLR logits and codebook-usage statistics
-            logits = self.logits(v)                                       # (N, G, V)
+            planes = self._hyperplanes(v.dtype)                           # ẑ, ‖z‖, r: shared with step 5
+            logits = self.logits(v, planes)                               # (N, G, V)
             hard_idx = logits.argmax(dim=-1)                              # (N, G)
             code_ppl, prob_ppl = group_perplexities(logits, hard_idx)
             result["code_perplexity"] = code_ppl.sum()
@@ -260,7 +266,8 @@ class HyperbolicVectorQuantizer(nn.Module):
                 result["targets"] = one_hot.argmax(dim=-1).view(bsz, tsz, self.groups).detach()
 
             # 5. code vectors r_k ẑ_k through the one-hot, groups concatenated
-            z_q = torch.einsum("ngv,gvd->ngd", one_hot, self.codebook_vectors().to(logits.dtype))
+            codes = planes[2].unsqueeze(-1) * planes[0]                   # (G, V, d)
+            z_q = torch.einsum("ngv,gvd->ngd", one_hot, codes)
 
         if self.diagnostics:
             result.update(self._diagnostics(v, hard_idx, code_ppl, prob_ppl))
