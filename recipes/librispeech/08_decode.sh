@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Step 8: Viterbi (greedy CTC) decoding and WER with fairseq-validate and the ctc criterion:
+# argmax per frame, repeats merged, blanks dropped, letters joined into words at '|', WER
+# against the .wrd words. One line per subset in SAVE_DIR/wer.tsv. (fairseq's
+# examples/speech_recognition/new/infer.py is in the installed package but does not import on
+# Python 3.11: a dataclass with a mutable default; LM decoding would also need flashlight.)
+#   bash recipes/librispeech/08_decode.sh manifests/ft100h ckpt/ft100h/checkpoint_best.pt dev-clean dev-other test-clean test-other
+#   bash recipes/librispeech/08_decode.sh runs/demo_asr/manifest runs/demo_asr/ctc/checkpoint_best.pt valid
+set -euo pipefail
+DATA=${1:?usage: 08_decode.sh MANIFEST_DIR FINETUNED_CHECKPOINT SUBSET...}
+CKPT=${2:?usage: 08_decode.sh MANIFEST_DIR FINETUNED_CHECKPOINT SUBSET...}
+shift 2
+[ $# -gt 0 ] || set -- valid
+device=()
+python -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)' || device=(--cpu)
+out="$(dirname "$CKPT")/wer.tsv"
+tmp="$out.partial"
+printf 'subset\twer\tletter_error_rate\tutterances\n' > "$tmp"
+for subset in "$@"; do
+  log=$(fairseq-validate "$DATA" --path "$CKPT" --task audio_finetuning --labels ltr --valid-subset "$subset" \
+        --criterion ctc --post-process letter --max-tokens "${MAX_TOKENS:-1600000}" \
+        --required-batch-size-multiple 1 "${device[@]}" 2>&1) \
+    || { echo "$log" | tail -30 >&2; exit 1; }
+  line=$(echo "$log" | grep "valid on '$subset' subset" | tail -1)
+  wer=$(echo "$line" | sed -n 's/.*| wer \([0-9.]*\) |.*/\1/p')
+  uer=$(echo "$line" | sed -n 's/.*| uer \([0-9.]*\) |.*/\1/p')
+  [ -n "$wer" ] || { echo "$log" | tail -30 >&2; echo "08_decode.sh: no WER in fairseq-validate's output" >&2; exit 1; }
+  printf '%s\t%s\t%s\t%s\n' "$subset" "$wer" "$uer" "$(($(wc -l < "$DATA/$subset.tsv") - 1))" >> "$tmp"
+  echo "$subset: WER $wer (letter error rate $uer)"
+done
+mv "$tmp" "$out"
+echo "wrote $out"
