@@ -69,7 +69,8 @@ def _run_args(p, steps):
     g.add_argument("--log-every", type=int, default=10)
     g.add_argument("--save-every", type=int, default=200)
     g.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    g.add_argument("--device", default="cpu", help="cpu only for now; see README for GPU runs")
+    g.add_argument("--device", default="cpu", help="torch device, e.g. cuda or cuda:1 (one device per run)")
+    g.add_argument("--workers", type=int, default=0, help="DataLoader workers for lazily decoded datasets (ImageNet)")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -190,8 +191,9 @@ def _sizes(args, cfg: VQVAEConfig):
 
 
 def _check_device(args):
-    if getattr(args, "device", "cpu") != "cpu":
-        raise SystemExit(f"--device {args.device}: this version trains on CPU only (see README 'vision' for the GPU plan)")
+    device = getattr(args, "device", "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit(f"--device {device}: torch sees no CUDA device (torch {torch.__version__})")
 
 
 def main(argv=None) -> int:
@@ -216,12 +218,13 @@ def main(argv=None) -> int:
         from .probe import train_probe
         from .train import build_from_checkpoint
 
-        model = build_from_checkpoint(args.checkpoint)
+        model = build_from_checkpoint(args.checkpoint, args.device)
         _sizes(args, model.cfg)
         train_ds, test_ds = _datasets(args)
         metrics = train_probe(model, train_ds, test_ds, classes=INFO[args.dataset].classes, out=args.out, steps=args.steps,
                               batch_size=args.batch_size, lr=args.lr, hidden=args.probe_hidden, seed=args.seed,
-                              resume=args.resume, log_every=args.log_every, save_every=args.save_every, quiet=args.quiet)
+                              resume=args.resume, log_every=args.log_every, save_every=args.save_every, quiet=args.quiet,
+                              workers=args.workers)
         print(f"[probe] test accuracy={metrics['accuracy']:.2f}% -> {args.out}/probe_metrics.json")
 
     elif args.command == "codebook":
@@ -245,13 +248,13 @@ def main(argv=None) -> int:
 
         train_ds, test_ds = _datasets(args)
         if args.checkpoint:
-            model = build_from_checkpoint(args.checkpoint)
+            model = build_from_checkpoint(args.checkpoint, args.device)
         else:
             cfg = model_config(args, INFO[args.dataset].channels)
             _sizes(args, cfg)
             model = train_vqvae(cfg, train_ds, out=args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                                 seed=args.seed, resume=args.resume, log_every=args.log_every, save_every=args.save_every,
-                                dataset=args.dataset, quiet=args.quiet)
+                                dataset=args.dataset, quiet=args.quiet, device=args.device, workers=args.workers)
         n_images = max(1, -(-args.samples // 49))
         images = torch.stack([test_ds[i][0] for i in range(min(len(test_ds), max(n_images, 200)))])
         scores, points = evaluate_disentanglement(model, images, samples=args.samples, seed=args.seed)
@@ -269,13 +272,13 @@ def main(argv=None) -> int:
         from .prior import run_prior
         from .train import build_from_checkpoint
 
-        model = build_from_checkpoint(args.checkpoint)
+        model = build_from_checkpoint(args.checkpoint, args.device)
         _sizes(args, model.cfg)
         train_ds, test_ds = _datasets(args)
         metrics = run_prior(model, train_ds, test_ds, out=args.out, steps=args.steps, samples=args.samples,
                             inception_weights=args.inception_weights, batch_size=args.batch_size, lr=args.lr,
                             dim=args.prior_dim, layers=args.layers, seed=args.seed, resume=args.resume,
-                            log_every=args.log_every, save_every=args.save_every, quiet=args.quiet)
+                            log_every=args.log_every, save_every=args.save_every, quiet=args.quiet, workers=args.workers)
         fid = "skipped (no --inception-weights)" if metrics["fid"] is None else f"{metrics['fid']:.2f}"
         print(f"[prior] test nll={metrics['test_nll']:.3f} FID={fid} -> {metrics['samples_png']}")
 

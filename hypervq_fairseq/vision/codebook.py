@@ -21,8 +21,8 @@ def decode_codes(model: VQVAE) -> torch.Tensor:
     """``(K, C_img, 4, 4)`` images of every code, clamped to the data range [-0.5, 0.5]."""
     model.eval()
     k = model.cfg.num_codes
-    idx = torch.arange(k).view(k, 1, 1)
-    return model.decode(model.quantizer.embed(idx)).clamp(-0.5, 0.5)
+    idx = torch.arange(k, device=next(model.parameters()).device).view(k, 1, 1)
+    return model.decode(model.quantizer.embed(idx)).clamp(-0.5, 0.5).cpu()
 
 
 def save_image_grid(images: torch.Tensor, path: str, *, nrow: int = None, scale: int = 4) -> None:

@@ -39,12 +39,13 @@ def run_compare(args, base_cfg: VQVAEConfig, train_ds, test_ds, classes: int, di
         out = os.path.join(args.out, q)
         t0 = time.time()
         cfg = replace(base_cfg, quantizer=q, quantizer_options=base_cfg.quantizer_options.get(q, {}))
-        common = dict(seed=args.seed, resume=True, log_every=args.log_every, save_every=args.save_every, quiet=args.quiet)
+        common = dict(seed=args.seed, resume=True, log_every=args.log_every, save_every=args.save_every, quiet=args.quiet,
+                      workers=args.workers)
 
         def recon():
             model = train_vqvae(cfg, train_ds, out=os.path.join(out, "vqvae"), steps=args.steps,
-                                batch_size=args.batch_size, lr=args.lr, dataset=args.dataset, **common)
-            metrics = evaluate_vqvae(model, test_ds)
+                                batch_size=args.batch_size, lr=args.lr, dataset=args.dataset, device=args.device, **common)
+            metrics = evaluate_vqvae(model, test_ds, workers=args.workers)
             metrics["probe"] = train_probe(model, train_ds, test_ds, classes=classes, out=os.path.join(out, "probe"),
                                            steps=args.probe_steps, batch_size=args.batch_size, **common)
             return metrics
@@ -52,7 +53,7 @@ def run_compare(args, base_cfg: VQVAEConfig, train_ds, test_ds, classes: int, di
         def disent():
             dcfg = replace(cfg, num_codes=args.dis_codes, embedding_dim=args.dis_dim)
             model = train_vqvae(dcfg, dis_train_ds, out=os.path.join(out, "disentangle"), steps=args.dis_steps,
-                                batch_size=args.batch_size, lr=args.lr, dataset=args.dataset, **common)
+                                batch_size=args.batch_size, lr=args.lr, dataset=args.dataset, device=args.device, **common)
             scores, points = evaluate_disentanglement(model, dis_images, samples=args.dis_samples, seed=args.seed)
             scatter_png(points, os.path.join(out, "disentangle", "scatter.png"), PAPER_NAMES.get(q, q))
             return scores

@@ -56,11 +56,12 @@ def embeddings_and_codes(model: VQVAE, images: torch.Tensor):
     """Rows of ``z_e`` (N·H·W, D) and their code indices."""
     model.eval()
     feats, codes = [], []
-    for (x,) in ordered_batches(torch.utils.data.TensorDataset(images), 256):
+    device = next(model.parameters()).device
+    for (x,) in ordered_batches(torch.utils.data.TensorDataset(images), 256, device=device):
         z_e, vq = model.encode(x)
         feats.append(z_e.permute(0, 2, 3, 1).reshape(-1, z_e.shape[1]))
         codes.append(vq.indices.reshape(-1))
-    return torch.cat(feats).numpy(), torch.cat(codes).numpy()
+    return torch.cat(feats).cpu().numpy(), torch.cat(codes).cpu().numpy()
 
 
 def evaluate_disentanglement(model: VQVAE, images: torch.Tensor, *, samples: int = 1000, seed: int = 0):

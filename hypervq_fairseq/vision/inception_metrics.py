@@ -43,17 +43,18 @@ def inception_outputs(net, images: torch.Tensor, batch_size: int = 32):
     feats, probs = [], []
     pooled = {}
     hook = net.avgpool.register_forward_hook(lambda m, i, o: pooled.__setitem__("x", o.flatten(1)))
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    device = next(net.parameters()).device
+    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
     try:
         for start in range(0, len(images), batch_size):
-            x = images[start:start + batch_size] + 0.5
+            x = images[start:start + batch_size].to(mean.device) + 0.5
             if x.shape[1] == 1:
                 x = x.repeat(1, 3, 1, 1)
             x = F.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False)
             logits = net((x - mean) / std)
-            feats.append(pooled["x"])
-            probs.append(F.softmax(logits, dim=1))
+            feats.append(pooled["x"].cpu())
+            probs.append(F.softmax(logits, dim=1).cpu())
     finally:
         hook.remove()
     return torch.cat(feats).double().numpy(), torch.cat(probs).double().numpy()

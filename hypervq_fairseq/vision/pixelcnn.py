@@ -76,7 +76,7 @@ class GatedPixelCNN(nn.Module):
         """Draw ``n`` code maps of ``shape = (H, W)``, one position at a time in raster order."""
         self.eval()
         h, w = shape
-        codes = torch.zeros(n, h, w, dtype=torch.long)
+        codes = torch.zeros(n, h, w, dtype=torch.long, device=self.embed.weight.device)
         for i in range(h):
             for j in range(w):
                 probs = F.softmax(self.forward(codes)[:, :, i, j] / temperature, dim=1)

@@ -18,21 +18,23 @@ from tqdm import tqdm
 from .codebook import save_image_grid
 from .model import VQVAE
 from .pixelcnn import GatedPixelCNN
-from .runtime import batches, load_checkpoint, make_writer, ordered_batches, save_checkpoint, write_json
+from .runtime import (batches, device_of, load_checkpoint, make_writer, ordered_batches, rng_state, save_checkpoint,
+                      set_rng_state, write_json)
 
 
 @torch.no_grad()
-def extract_codes(model: VQVAE, ds, batch_size: int = 256) -> torch.Tensor:
+def extract_codes(model: VQVAE, ds, batch_size: int = 256, workers: int = 0) -> torch.Tensor:
     model.eval()
-    return torch.cat([model.encode(x)[1].indices for x, _ in ordered_batches(ds, batch_size)])
+    return torch.cat([model.encode(x)[1].indices
+                      for x, _ in ordered_batches(ds, batch_size, device=device_of(model), workers=workers)])
 
 
 def train_prior(model: VQVAE, train_ds, *, out: str, steps: int, batch_size: int = 64, lr: float = 1e-3,
                 dim: int = 64, layers: int = 15, seed: int = 0, resume: bool = False, log_every: int = 10,
-                save_every: int = 200, quiet: bool = False) -> GatedPixelCNN:
+                save_every: int = 200, quiet: bool = False, workers: int = 0) -> GatedPixelCNN:
     ckpt = os.path.join(out, "prior.pt")
     torch.manual_seed(seed)
-    prior = GatedPixelCNN(model.cfg.num_codes, dim=dim, layers=layers)
+    prior = GatedPixelCNN(model.cfg.num_codes, dim=dim, layers=layers).to(device_of(model))
     opt = torch.optim.Adam(prior.parameters(), lr=lr)
     step = 0
     if resume and os.path.exists(ckpt):
@@ -40,15 +42,15 @@ def train_prior(model: VQVAE, train_ds, *, out: str, steps: int, batch_size: int
         prior.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         step = state["step"]
-        torch.set_rng_state(state["rng"])
-    codes = TensorDataset(extract_codes(model, train_ds))
+        set_rng_state(state["rng"])
+    codes = TensorDataset(extract_codes(model, train_ds, workers=workers))
     if not quiet:
         print(f"[prior] GatedPixelCNN layers={layers} dim={dim} over {tuple(codes.tensors[0].shape[1:])} code maps, "
               f"K={model.cfg.num_codes}, train maps={len(codes)} steps={step}->{steps}")
 
     def save():
         save_checkpoint(ckpt, {"kind": "prior", "model": prior.state_dict(), "optimizer": opt.state_dict(), "step": step,
-                               "rng": torch.get_rng_state(), "dim": dim, "layers": layers})
+                               "rng": rng_state(), "dim": dim, "layers": layers})
 
     writer = make_writer(out)
     it = batches(codes, batch_size, seed=seed, start_step=step)
@@ -75,23 +77,26 @@ def train_prior(model: VQVAE, train_ds, *, out: str, steps: int, batch_size: int
 
 @torch.no_grad()
 def sample_images(model: VQVAE, prior: GatedPixelCNN, n: int, shape, seed: int = 0) -> torch.Tensor:
-    codes = prior.sample(n, shape, generator=torch.Generator().manual_seed(seed))
+    device = device_of(prior)
+    codes = prior.sample(n, shape, generator=torch.Generator(device=device).manual_seed(seed))
     return model.decode(model.quantizer.embed(codes)).clamp(-0.5, 0.5)
 
 
 def run_prior(model: VQVAE, train_ds, test_ds, *, out: str, steps: int, samples: int, inception_weights: str = None,
               **train_kw) -> dict:
     prior = train_prior(model, train_ds, out=out, steps=steps, **train_kw)
-    test_codes = extract_codes(model, test_ds)
-    nll = F.cross_entropy(prior(test_codes), test_codes).item()
+    test_codes = extract_codes(model, test_ds, workers=train_kw.get("workers", 0))
+    with torch.no_grad():
+        nll = sum(F.cross_entropy(prior(c), c, reduction="sum").item() for c in test_codes.split(256)) / test_codes.numel()
     images = sample_images(model, prior, samples, tuple(test_codes.shape[1:]), seed=train_kw.get("seed", 0))
     png = os.path.join(out, "samples.png")
+    images = images.cpu()
     save_image_grid(images, png, scale=2)
     metrics = {"test_nll": nll, "samples": samples, "samples_png": png}
     if inception_weights:
         from .inception_metrics import frechet_distance, inception_outputs, inception_score, load_inception
 
-        net = load_inception(inception_weights)
+        net = load_inception(inception_weights).to(device_of(model))
         real = torch.stack([test_ds[i][0] for i in range(min(len(test_ds), max(samples, 2)))])
         f_fake, p_fake = inception_outputs(net, images)
         f_real, _ = inception_outputs(net, real)

@@ -17,7 +17,8 @@ from torch.utils.data import TensorDataset
 from tqdm import tqdm
 
 from .model import VQVAE
-from .runtime import batches, load_checkpoint, make_writer, ordered_batches, save_checkpoint, write_json
+from .runtime import (batches, device_of, load_checkpoint, make_writer, ordered_batches, rng_state, save_checkpoint,
+                      set_rng_state, write_json)
 
 
 class ProbeHead(nn.Module):
@@ -33,12 +34,12 @@ class ProbeHead(nn.Module):
 
 
 @torch.no_grad()
-def frozen_features(model: VQVAE, ds, batch_size: int = 256) -> TensorDataset:
+def frozen_features(model: VQVAE, ds, batch_size: int = 256, workers: int = 0) -> TensorDataset:
     model.eval()
     feats, labels = [], []
-    for x, y in ordered_batches(ds, batch_size):
+    for x, y in ordered_batches(ds, batch_size, device=device_of(model), workers=workers):
         feats.append(model.encode(x)[1].z_q)
-        labels.append(torch.as_tensor(y))
+        labels.append(y)
     return TensorDataset(torch.cat(feats), torch.cat(labels).long())
 
 
@@ -53,10 +54,10 @@ def accuracy(head: ProbeHead, feats: TensorDataset, batch_size: int = 512) -> fl
 
 def train_probe(model: VQVAE, train_ds, test_ds, *, classes: int, out: str, steps: int, batch_size: int = 128,
                 lr: float = 1e-3, hidden: int = 128, seed: int = 0, resume: bool = False, log_every: int = 10,
-                save_every: int = 200, quiet: bool = False) -> dict:
+                save_every: int = 200, quiet: bool = False, workers: int = 0) -> dict:
     ckpt = os.path.join(out, "probe.pt")
     torch.manual_seed(seed)
-    head = ProbeHead(model.cfg.embedding_dim, classes, hidden)
+    head = ProbeHead(model.cfg.embedding_dim, classes, hidden).to(device_of(model))
     opt = torch.optim.Adam(head.parameters(), lr=lr)
     step = 0
     if resume and os.path.exists(ckpt):
@@ -64,16 +65,16 @@ def train_probe(model: VQVAE, train_ds, test_ds, *, classes: int, out: str, step
         head.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         step = state["step"]
-        torch.set_rng_state(state["rng"])
-    train_f = frozen_features(model, train_ds)
-    test_f = frozen_features(model, test_ds)
+        set_rng_state(state["rng"])
+    train_f = frozen_features(model, train_ds, workers=workers)
+    test_f = frozen_features(model, test_ds, workers=workers)
     if not quiet:
         print(f"[probe] {model.cfg.quantizer}: features {tuple(train_f.tensors[0].shape[1:])} classes={classes} "
               f"train={len(train_f)} test={len(test_f)} steps={step}->{steps}")
 
     def save():
         save_checkpoint(ckpt, {"kind": "probe", "model": head.state_dict(), "optimizer": opt.state_dict(),
-                               "step": step, "rng": torch.get_rng_state(), "classes": classes, "hidden": hidden})
+                               "step": step, "rng": rng_state(), "classes": classes, "hidden": hidden})
 
     writer = make_writer(out)
     it = batches(train_f, batch_size, seed=seed, start_step=step)

@@ -63,9 +63,7 @@ def _take(ds: Dataset, idx: torch.Tensor):
     return tuple(torch.stack([torch.as_tensor(it[j]) for it in items]) for j in range(len(items[0])))
 
 
-def batches(ds: Dataset, batch_size: int, *, seed: int, start_step: int = 0) -> Iterator[tuple]:
-    """Endless shuffled batches (last partial batch dropped); step ``s`` is reproducible."""
-    n = len(ds)
+def _index_batches(n: int, batch_size: int, seed: int, start_step: int) -> Iterator[torch.Tensor]:
     per_epoch = n // batch_size
     if per_epoch == 0:
         raise ValueError(f"batch size {batch_size} is larger than the dataset ({n} items)")
@@ -73,14 +71,71 @@ def batches(ds: Dataset, batch_size: int, *, seed: int, start_step: int = 0) -> 
     while True:
         epoch, i = divmod(step, per_epoch)
         perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100003 + epoch))
-        yield _take(ds, perm[i * batch_size:(i + 1) * batch_size])
+        yield perm[i * batch_size:(i + 1) * batch_size]
         step += 1
 
 
-def ordered_batches(ds: Dataset, batch_size: int) -> Iterator[tuple]:
+def _moved(batch, device):
+    return tuple(t.to(device, non_blocking=True) for t in batch) if device is not None else tuple(batch)
+
+
+def _loader(ds: Dataset, index_batches, workers: int):
+    """Lazy datasets (ImageFolder) go through a DataLoader so that ``workers`` decode in parallel."""
+    from torch.utils.data import DataLoader
+
+    return DataLoader(ds, batch_sampler=[b.tolist() for b in index_batches] if isinstance(index_batches, list)
+                      else _IterSampler(index_batches), num_workers=workers, pin_memory=torch.cuda.is_available())
+
+
+class _IterSampler:
+    def __init__(self, it):
+        self.it = it
+
+    def __iter__(self):
+        for idx in self.it:
+            yield idx.tolist()
+
+
+def batches(ds: Dataset, batch_size: int, *, seed: int, start_step: int = 0, device=None, workers: int = 0) -> Iterator[tuple]:
+    """Endless shuffled batches (last partial batch dropped); step ``s`` is reproducible."""
+    idx = _index_batches(len(ds), batch_size, seed, start_step)
+    if isinstance(ds, TensorDataset) or workers == 0:
+        for b in idx:
+            yield _moved(_take(ds, b), device)
+    else:
+        for b in _loader(ds, idx, workers):
+            yield _moved(b, device)
+
+
+def ordered_batches(ds: Dataset, batch_size: int, *, device=None, workers: int = 0) -> Iterator[tuple]:
     """The dataset in order, for evaluation."""
-    for start in range(0, len(ds), batch_size):
-        yield _take(ds, torch.arange(start, min(start + batch_size, len(ds))))
+    idx = [torch.arange(s, min(s + batch_size, len(ds))) for s in range(0, len(ds), batch_size)]
+    if isinstance(ds, TensorDataset) or workers == 0:
+        for b in idx:
+            yield _moved(_take(ds, b), device)
+    else:
+        for b in _loader(ds, idx, workers):
+            yield _moved(b, device)
+
+
+def device_of(module: torch.nn.Module) -> torch.device:
+    return next(module.parameters()).device
+
+
+def rng_state() -> dict:
+    """CPU and (if present) CUDA generator states, so resumed Gumbel noise continues exactly."""
+    state = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state) -> None:
+    if isinstance(state, torch.Tensor):  # older checkpoints: CPU state only
+        state = {"cpu": state}
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def set_threads(threads: int) -> None:

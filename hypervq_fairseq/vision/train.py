@@ -16,24 +16,26 @@ from tqdm import tqdm
 
 from ..quantizers.perplexity import perplexity_of
 from .model import VQVAE, VQVAEConfig, num_parameters
-from .runtime import batches, load_checkpoint, make_writer, ordered_batches, save_checkpoint, write_json
+from .runtime import (batches, device_of, load_checkpoint, make_writer, ordered_batches, rng_state, save_checkpoint,
+                      set_rng_state, write_json)
 
 
-def build_from_checkpoint(path: str) -> VQVAE:
+def build_from_checkpoint(path: str, device="cpu") -> VQVAE:
     state = load_checkpoint(path, kind="vqvae")
     model = VQVAE(VQVAEConfig(**state["config"]))
     model.load_state_dict(state["model"])
+    model.to(device)
     model.set_num_updates(state["step"])
     return model.eval()
 
 
 def train_vqvae(cfg: VQVAEConfig, train_ds, *, out: str, steps: int, batch_size: int = 128, lr: float = 3e-4,
                 seed: int = 0, resume: bool = False, log_every: int = 10, save_every: int = 200,
-                dataset: str = "", quiet: bool = False) -> VQVAE:
+                dataset: str = "", quiet: bool = False, device="cpu", workers: int = 0) -> VQVAE:
     """Train (or resume) a VQ-VAE for ``steps`` updates; returns the model in eval mode."""
     ckpt = os.path.join(out, "checkpoint.pt")
     torch.manual_seed(seed)
-    model = VQVAE(cfg)
+    model = VQVAE(cfg).to(device)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
     step = 0
     if resume and os.path.exists(ckpt):
@@ -43,19 +45,19 @@ def train_vqvae(cfg: VQVAEConfig, train_ds, *, out: str, steps: int, batch_size:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         step = state["step"]
-        torch.set_rng_state(state["rng"])
+        set_rng_state(state["rng"])
     if not quiet:
         print(f"[vqvae] {cfg.quantizer}: K={cfg.num_codes} D={cfg.embedding_dim} hidden={cfg.hidden} "
               f"params={num_parameters(model) / 1e6:.3f}M train_images={len(train_ds)} steps={step}->{steps} batch={batch_size}")
 
     def save():
         save_checkpoint(ckpt, {"kind": "vqvae", "config": cfg.to_dict(), "model": model.state_dict(),
-                               "optimizer": opt.state_dict(), "step": step, "rng": torch.get_rng_state(),
+                               "optimizer": opt.state_dict(), "step": step, "rng": rng_state(),
                                "dataset": dataset})
 
     writer = make_writer(out)
     model.train()
-    it = batches(train_ds, batch_size, seed=seed, start_step=step)
+    it = batches(train_ds, batch_size, seed=seed, start_step=step, device=device, workers=workers)
     bar = tqdm(total=steps, initial=step, desc=f"train {cfg.quantizer}", disable=quiet, dynamic_ncols=True)
     t0 = time.time()
     while step < steps:
@@ -86,17 +88,17 @@ def train_vqvae(cfg: VQVAEConfig, train_ds, *, out: str, steps: int, batch_size:
 
 
 @torch.no_grad()
-def evaluate_vqvae(model: VQVAE, ds, batch_size: int = 256) -> dict:
+def evaluate_vqvae(model: VQVAE, ds, batch_size: int = 256, workers: int = 0) -> dict:
     """Test MSE, perplexity of the code usage over the whole set, and its per-batch mean."""
     model.eval()
     k = model.cfg.num_codes
     counts = torch.zeros(k)
     se, n, batch_ppls = 0.0, 0, []
-    for x, _ in ordered_batches(ds, batch_size):
+    for x, _ in ordered_batches(ds, batch_size, device=device_of(model), workers=workers):
         recon, vq, _ = model(x)
         se += F.mse_loss(recon, x, reduction="sum").item()
         n += x.numel()
-        counts += torch.bincount(vq.indices.flatten(), minlength=k).float()
+        counts += torch.bincount(vq.indices.flatten().cpu(), minlength=k).float()
         batch_ppls.append(vq.perplexity.item())
     return {
         "mse": se / n,
@@ -109,8 +111,8 @@ def evaluate_vqvae(model: VQVAE, ds, batch_size: int = 256) -> dict:
 def run_train(args, cfg: VQVAEConfig, train_ds, test_ds) -> dict:
     model = train_vqvae(cfg, train_ds, out=args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                         seed=args.seed, resume=args.resume, log_every=args.log_every, save_every=args.save_every,
-                        dataset=args.dataset, quiet=args.quiet)
-    metrics = evaluate_vqvae(model, test_ds)
+                        dataset=args.dataset, quiet=args.quiet, device=args.device, workers=args.workers)
+    metrics = evaluate_vqvae(model, test_ds, workers=args.workers)
     metrics.update(quantizer=cfg.quantizer, steps=args.steps, test_images=len(test_ds))
     write_json(os.path.join(args.out, "metrics.json"), metrics)
     writer = make_writer(args.out)
