@@ -255,8 +255,8 @@ def main(argv=None) -> int:
             model = train_vqvae(cfg, train_ds, out=args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                                 seed=args.seed, resume=args.resume, log_every=args.log_every, save_every=args.save_every,
                                 dataset=args.dataset, quiet=args.quiet, device=args.device, workers=args.workers)
-        n_images = max(1, -(-args.samples // 49))
-        images = torch.stack([test_ds[i][0] for i in range(min(len(test_ds), max(n_images, 200)))])
+        # the first test images (≥ 200, so that 1,000 positions are sampled from many images)
+        images = torch.stack([test_ds[i][0] for i in range(min(len(test_ds), max(200, args.samples)))])
         scores, points = evaluate_disentanglement(model, images, samples=args.samples, seed=args.seed)
         scatter_png(points, os.path.join(args.out, "scatter.png"), model.cfg.quantizer)
         write_json(os.path.join(args.out, "disentangle.json"), scores)
