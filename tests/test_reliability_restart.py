@@ -1,0 +1,175 @@
+"""Restarts: SIGKILL mid-run, resume from ``checkpoint_last.pt``, and never half a checkpoint.
+
+The run is the real ``fairseq-hydra-train`` on the tiny corpus with the task
+``hypervq_audio_pretraining`` (reproducible masks and crops). It saves every 3 updates and is
+killed with SIGKILL right after update 5; the restart must load the update-3 checkpoint and
+repeat the killed run's updates 4 and 5 exactly: same loss (so the weights and Adam's moments
+came back), same temperature, same batch and mask sizes (so the data position came back).
+"""
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+import torch
+
+from hypervq_fairseq.reliability import atomic_checkpoint
+from hypervq_fairseq.reliability.runs import after_update, run, train_command
+
+OVERRIDES = ["task._name=hypervq_audio_pretraining", "optimization.max_update=7",
+             "checkpoint.save_interval_updates=3", "checkpoint.keep_interval_updates=1"]
+COMPARED = ("loss", "loss_0", "loss_1", "loss_2", "temp", "lr", "ntokens", "nsentences", "prob_perplexity",
+            "code_perplexity", "accuracy")
+
+
+@pytest.fixture(scope="module")
+def killed_and_resumed(tiny_speech_manifest, tmp_path_factory):
+    work = tmp_path_factory.mktemp("restart")
+    save = work / "ckpt"
+    cmd = train_command(str(tiny_speech_manifest), str(save), OVERRIDES)
+    killed = run(cmd, cwd=str(work), timeout=400, kill_when=after_update(5))
+    at_kill = {p: torch.load(save / p, map_location="cpu", weights_only=False)
+               for p in os.listdir(save) if p.endswith(".pt")}
+    resumed = run(cmd, cwd=str(work), timeout=400)
+    return killed, at_kill, resumed, save
+
+
+def test_the_first_run_was_killed_by_sigkill(killed_and_resumed):
+    killed, at_kill, _, _ = killed_and_resumed
+    assert killed.returncode == -signal.SIGKILL
+    assert max(killed.updates) in (5, 6) and "checkpoint_last.pt" in at_kill
+
+
+def test_checkpoints_left_by_the_kill_are_whole(killed_and_resumed):
+    _, at_kill, _, _ = killed_and_resumed
+    last = at_kill["checkpoint_last.pt"]
+    assert last["optimizer_history"][-1]["num_updates"] == 3
+    assert last["extra_state"]["train_iterator"]["iterations_in_epoch"] == 3
+    adam = last["last_optimizer_state"]["state"]
+    assert adam and all(int(s["step"]) == 3 for s in adam.values())
+
+
+def test_resume_repeats_the_killed_runs_updates_exactly(killed_and_resumed):
+    killed, _, resumed, _ = killed_and_resumed
+    assert resumed.returncode == 0, resumed.tail()
+    assert "Loaded checkpoint" in resumed.text and "(epoch 1 @ 3 updates)" in resumed.text
+    assert sorted(resumed.updates) == [4, 5, 6, 7]       # continues, does not start over
+    for n in (4, 5):
+        before, after = killed.updates[n], resumed.updates[n]
+        assert {k: before[k] for k in COMPARED} == {k: after[k] for k in COMPARED}, n
+
+
+def test_resumed_run_finishes_with_a_loadable_checkpoint(killed_and_resumed):
+    _, _, resumed, save = killed_and_resumed
+    state = torch.load(save / "checkpoint_last.pt", map_location="cpu", weights_only=False)
+    assert state["optimizer_history"][-1]["num_updates"] == 7
+    assert all(torch.isfinite(t).all() for t in state["model"].values() if t.is_floating_point())
+    assert not [p for p in os.listdir(save) if p.endswith(".tmp")]
+
+
+# -- atomic copies: kill during the copy ---------------------------------------------------------
+
+COPIER = textwrap.dedent("""
+    import importlib.util, sys
+    spec = importlib.util.spec_from_file_location("atomic_checkpoint", sys.argv[3])  # no torch import: fast start
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    atomic_copy = module.atomic_copy
+    src, dst = sys.argv[1:3]
+    print("ready", flush=True)
+    while True:
+        atomic_copy(src, dst)
+""")
+
+
+def test_kill_during_checkpoint_copy_leaves_old_or_new_file(tmp_path):
+    src, dst = tmp_path / "checkpoint_1_400.pt", tmp_path / "checkpoint_last.pt"
+    new = os.urandom(24 * 1024 * 1024)
+    src.write_bytes(new)
+    dst.write_bytes(b"old checkpoint")
+    seen_partial_tmp = 0
+    for attempt in range(3):
+        proc = subprocess.Popen([sys.executable, "-c", COPIER, str(src), str(dst), atomic_checkpoint.__file__],
+                                stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline().strip() == "ready"
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:           # kill while a temporary copy is half written
+            tmps = [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+            if tmps and 0 < _size(tmps[0]) < len(new):
+                proc.send_signal(signal.SIGKILL)
+                seen_partial_tmp += 1
+                break
+        else:
+            proc.kill()
+        proc.wait()
+        proc.stdout.close()
+        content = dst.read_bytes()
+        assert content in (b"old checkpoint", new), f"attempt {attempt}: destination holds {len(content)} bytes"
+        for p in tmp_path.iterdir():                 # what a kill leaves is a stray temporary, never dst
+            if p.name.endswith(".tmp"):
+                p.unlink()
+    assert seen_partial_tmp >= 1                     # the kill did land mid-copy
+
+
+def _size(path):
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def test_fairseq_checkpoint_copies_go_through_the_atomic_copy(tmp_path):
+    from fairseq import checkpoint_utils
+    from fairseq.file_io import PathManager
+
+    from hypervq_fairseq.reliability import install_atomic_checkpoint_copy
+
+    original = PathManager.__dict__["copy"]
+    try:
+        install_atomic_checkpoint_copy()
+        assert checkpoint_utils.PathManager is PathManager and getattr(PathManager.copy, "_hypervq_atomic", False)
+        (tmp_path / "a.pt").write_bytes(b"x" * 1000)
+        assert PathManager.copy(str(tmp_path / "a.pt"), str(tmp_path / "b.pt"), overwrite=True)
+        assert (tmp_path / "b.pt").read_bytes() == b"x" * 1000
+        assert not PathManager.copy(str(tmp_path / "a.pt"), str(tmp_path / "b.pt"), overwrite=False)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["a.pt", "b.pt"]
+    finally:
+        PathManager.copy = original
+
+
+# -- a plugin checkpoint where the plugin is not importable --------------------------------------
+
+BLOCKER = textwrap.dedent("""
+    import sys, importlib.abc
+    class NoPlugin(importlib.abc.MetaPathFinder):   # an environment without hypervq-fairseq
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in ("hypervq_fairseq", "hydra_plugins"):
+                raise ModuleNotFoundError(f"No module named {name!r}")
+    sys.meta_path.insert(0, NoPlugin())
+    from fairseq import checkpoint_utils
+    checkpoint_utils.load_model_ensemble_and_task([sys.argv[1]])
+""")
+
+
+def test_loading_without_the_plugin_says_how_to_get_it(killed_and_resumed, tmp_path):
+    save = killed_and_resumed[3]
+    env = dict(os.environ, PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-c", BLOCKER, str(save / "checkpoint_last.pt")], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode != 0
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "hypervq_audio_pretraining" in last
+    assert "pip install hypervq-fairseq" in last and "common.user_dir=" in last
+    assert "import hypervq_fairseq.models, hypervq_fairseq.tasks" in last
+
+
+def test_loading_with_the_plugin_imported_works(killed_and_resumed):
+    import hypervq_fairseq.models  # noqa: F401
+    import hypervq_fairseq.tasks  # noqa: F401
+    from fairseq import checkpoint_utils
+
+    models, cfg, task = checkpoint_utils.load_model_ensemble_and_task([str(killed_and_resumed[3] / "checkpoint_last.pt")])
+    assert type(models[0]).__name__ == "HyperVQWav2Vec2Model" and type(task).__name__ == "HyperVQAudioPretrainingTask"
