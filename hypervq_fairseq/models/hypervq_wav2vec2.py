@@ -118,6 +118,7 @@ class HyperVQWav2Vec2Model(Wav2Vec2Model):
         super().__init__(cfg)
         self.monitor = None
         self._diagnostics = None
+        self._capturing = False
         if cfg.quantizer_type != "hyperbolic":
             return
 
@@ -160,13 +161,15 @@ class HyperVQWav2Vec2Model(Wav2Vec2Model):
         return cls(cfg)
 
     def _capture_diagnostics(self, module, inputs, output) -> None:
-        self._diagnostics = output
+        if self._capturing:  # only inside forward(), not quantize()
+            self._diagnostics = output
 
     def forward(self, *args, **kwargs):
-        self._diagnostics = None
-        result = super().forward(*args, **kwargs)
-        diag = self._diagnostics
-        self._diagnostics = None
+        self._diagnostics, self._capturing = None, True
+        try:
+            result = super().forward(*args, **kwargs)
+        finally:
+            diag, self._diagnostics, self._capturing = self._diagnostics, None, False
         if diag is None or "prob_perplexity" not in result:
             return result
 
