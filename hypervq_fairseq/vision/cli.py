@@ -172,6 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dis-samples", type=int, default=1000)
     _data_args(p), _run_args(p, 300), _model_args(p)
     p.set_defaults(subset=6000, test_subset=2000, batch_size=64)
+    from .vqsa.cli import add_subcommand as add_vqsa  # VQ-SA (paper §5.4): own options, dispatched by its func
+    add_vqsa(sub)
     return parser
 
 
@@ -198,6 +200,8 @@ def _check_device(args):
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "vqsa":
+        return args.func(args)
     if hasattr(args, "threads"):
         set_threads(args.threads)
     _check_device(args)
