@@ -192,12 +192,16 @@ def main(argv=None):
     print(f"[bench] N = {args.batch}×{args.frames} = {args.batch * args.frames} frames, C = {args.dim}, "
           f"V = {args.num_vars}, G = {args.groups}, vq_dim = {args.vq_dim}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads", file=sys.stderr)
+    load_before = os.getloadavg()[0]
     memory = {} if args.skip_memory else {n: memory_in_subprocess(n, args) for n in names}
     times = measure_time(names, args)
+    load_after = os.getloadavg()[0]
 
     print(table(times, memory))
     if memory:
         print(f"\nMemory: {next(iter(memory.values()))['method']} during one step minus RSS before it, fresh process each.")
+    print(f"\n{torch.get_num_threads()} torch threads on {os.cpu_count()} CPUs; 1-min load average "
+          f"{load_before:.1f} before, {load_after:.1f} after (other jobs sharing the CPUs).")
     for what, ratio, ok in verdicts(times, memory):
         print(f"- {what}: {ratio:.3f} → {'met' if ok else 'MISSED'}")
     if args.json:

@@ -229,8 +229,11 @@ class HyperbolicVectorQuantizer(nn.Module):
         v = project_fp32(self.weight_proj, rows).view(rows.shape[0], self.groups, self.var_dim)
         return v if self.clip_radius is None else clip_tangent(v, self.clip_radius)
 
-    def logits(self, v: torch.Tensor, planes=None) -> torch.Tensor:
-        """MLR logits ``(N, G, V)`` for tangent vectors ``v (N, G, d)`` (float32 or wider)."""
+    def logits(self, v: torch.Tensor, planes: Optional[Tuple[torch.Tensor, ...]] = None) -> torch.Tensor:
+        """MLR logits ``(N, G, V)`` for tangent vectors ``v (N, G, d)`` (float32 or wider).
+
+        ``planes``: the output of ``_hyperplanes`` when the caller already computed it.
+        """
         z_unit, z_norm, offsets = self._hyperplanes(v.dtype) if planes is None else planes
         return mlr_logits_from_unit_normals(v, z_unit, z_norm, offsets, c=self.curvature.to(v.dtype))
 
@@ -266,7 +269,8 @@ class HyperbolicVectorQuantizer(nn.Module):
                 result["targets"] = one_hot.argmax(dim=-1).view(bsz, tsz, self.groups).detach()
 
             # 5. code vectors r_k ẑ_k through the one-hot, groups concatenated
-            codes = planes[2].unsqueeze(-1) * planes[0]                   # (G, V, d)
+            z_unit, _, offsets = planes
+            codes = offsets.unsqueeze(-1) * z_unit                        # (G, V, d)
             z_q = torch.einsum("ngv,gvd->ngd", one_hot, codes)
 
         if self.diagnostics:
