@@ -194,6 +194,15 @@ def test_cli_compare_builds_the_table(tmp_path, capsys):
         vqsa_cli.main(["eval", "--out", str(tmp_path / "empty"), "--dataset", "digits", "--quantizer", "vq"])
 
 
+def test_hypervq_vision_dispatches_vqsa(tmp_path):
+    from hypervq_fairseq.vision.cli import main as vision_main
+
+    with pytest.raises(FileNotFoundError, match="train first"):
+        vision_main(["vqsa", "eval", "--out", str(tmp_path), "--dataset", "digits", "--quantizer", "hypervq"])
+    with pytest.raises(SystemExit):
+        vision_main(["vqsa", "train", "--out", str(tmp_path), "--quantizer", "pq"])
+
+
 def test_resnet50_backbone_loads_a_local_torchvision_file(tmp_path):
     from torchvision.models import resnet50
 

@@ -57,16 +57,18 @@ ARCH_KEYS = ("dataset", "backbone", "width", "quantizer", "codes", "dim", "heads
 @dataclass
 class VQSAConfig:
     out: str = field(metadata={"help": "output folder: checkpoint, errors.json, metrics.json"})
-    dataset: str = field(default="fashion-mnist", metadata={"help": "fashion-mnist | digits | imagenet"})
+    dataset: str = field(default="fashion-mnist", metadata={"help": "fashion-mnist | digits | imagenet",
+                                                              "choices": ("fashion-mnist", "digits", "imagenet")})
     data_root: Optional[str] = field(default=None, metadata={"help": "dataset folder (fashion-mnist: the idx files; imagenet: train/ and val/)"})
     cache_dir: Optional[str] = field(default=None, metadata={"help": "where Fashion-MNIST is decompressed"})
     imagenet_c: Optional[str] = field(default=None, metadata={"help": "ImageNet-C folder (<corruption>/<severity>/<class>/...) for evaluation"})
     train_limit: int = field(default=0, metadata={"help": "seeded random subset of the training set (0: all)"})
     eval_limit: int = field(default=0, metadata={"help": "seeded random subset of the evaluation set (0: all)"})
-    backbone: str = field(default="small", metadata={"help": "small (from scratch) | resnet50"})
+    backbone: str = field(default="small", metadata={"help": "small (from scratch) | resnet50", "choices": ("small", "resnet50")})
     backbone_weights: Optional[str] = field(default=None, metadata={"help": "torchvision ResNet-50 state_dict, or a vqsa checkpoint whose backbone to reuse"})
     width: int = field(default=32, metadata={"help": "small backbone: channels of the first stage"})
-    quantizer: str = field(default="hypervq", metadata={"help": "hypervq | vq | gumbel | none (backbone alone)"})
+    quantizer: str = field(default="hypervq", metadata={"help": "hypervq | vq | gumbel | none (backbone alone)",
+                                                         "choices": ("hypervq", "vq", "gumbel", "none")})
     codes: int = field(default=1024, metadata={"help": "codebook size K"})
     dim: int = field(default=128, metadata={"help": "width d of the quantized tokens and the attention layer"})
     heads: int = field(default=4, metadata={"help": "attention heads"})
@@ -132,7 +134,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         kind = {"int": int, "float": float}.get(str(f.type), str)
         required = f.name == "out"
         parser.add_argument(flag, type=kind, default=None if required else f.default, required=required,
-                            help=f"{help_text} (default: {f.default})" if not required else help_text)
+                            choices=f.metadata.get("choices"), help=f"{help_text} (default: {f.default})" if not required else help_text)
 
 
 def config_from_args(args: argparse.Namespace, **override) -> VQSAConfig:
