@@ -112,3 +112,14 @@ def test_finetune_hypervq_checkpoint_and_wer(pretrained_checkpoint, tiny_speech_
     # 3. a fine-tuned model has no quantizer: the token dump says so and names the pretraining checkpoint
     with pytest.raises(tokenize.NoQuantizerError, match=r"fine-tuned 'wav2vec_ctc'.*" + re.escape(str(pretrained_checkpoint))):
         tokenize.load_tokenizer_model(save / "checkpoint_last.pt")
+
+
+@pytest.mark.parametrize("step", ["05_tokens.sh", "06_labels.sh", "07_finetune.sh", "08_decode.sh", "09_demo_asr.sh"])
+def test_recipe_steps_parse_and_explain_usage(step, tmp_path):
+    import subprocess
+
+    script = Path(__file__).resolve().parents[1] / "recipes" / "librispeech" / step
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
+    if step != "09_demo_asr.sh":  # 09 has defaults for everything; the others need arguments
+        proc = subprocess.run(["bash", str(script)], capture_output=True, text=True, cwd=tmp_path)
+        assert proc.returncode != 0 and "usage:" in proc.stderr
