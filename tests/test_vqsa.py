@@ -231,3 +231,36 @@ def test_fashion_mnist_images_are_padded_rgb(tmp_path):
     assert ds.images.shape == (6, 32, 32, 3) and ds.images.dtype == np.uint8
     assert (ds.images[:, :2] == 0).all() and (ds.images[..., 0] == ds.images[..., 2]).all()
     assert ds.images.max() > 100 and set(ds.labels.tolist()) <= set(range(10))
+
+
+def _image_folder(root, classes, per_class, size, seed):
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for c in range(classes):
+        d = root / f"n{c:08d}"
+        d.mkdir(parents=True)
+        for i in range(per_class):
+            # class-dependent brightness so that the task is learnable
+            arr = (rng.random((size, size, 3)) * 60 + 120 * c).clip(0, 255).astype(np.uint8)
+            Image.fromarray(arr).save(d / f"{i}.png")
+
+
+def test_imagenet_layout_trains_and_evaluates_with_imagenet_c_folders(tmp_path):
+    """The ImageFolder path (train/ and val/) and released ImageNet-C folders (<corruption>/<severity>/<class>)."""
+    _image_folder(tmp_path / "in" / "train", 2, 4, 48, 0)
+    _image_folder(tmp_path / "in" / "val", 2, 2, 48, 1)
+    for c in ("contrast", "speckle_noise"):
+        _image_folder(tmp_path / "in-c" / c / "2", 2, 2, 224, 2)
+    cfg = VQSAConfig(out=str(tmp_path / "run"), dataset="imagenet", data_root=str(tmp_path / "in"),
+                     imagenet_c=str(tmp_path / "in-c"), quantizer="vq", width=4, dim=16, codes=8, heads=2, pool=2,
+                     batch_size=4, epochs=1, known="contrast", unknown="speckle_noise", severities="2",
+                     threads=1, progress=False)
+    model = train(cfg)
+    result = evaluate(model, cfg)
+    assert result["eval_images"] == 4
+    assert set(result["corruptions"]) == {"contrast", "speckle_noise"}
+    assert all(0.0 <= e <= 1.0 for v in result["corruptions"].values() for e in v.values())
+    with pytest.raises(FileNotFoundError, match="ImageFolder layout"):
+        train(VQSAConfig(out=str(tmp_path / "x"), dataset="imagenet", data_root=str(tmp_path / "nowhere"), **{
+            k: v for k, v in TINY.items() if k != "dataset"}))
