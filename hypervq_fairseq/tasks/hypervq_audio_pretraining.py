@@ -16,6 +16,7 @@ A strict superset of the stock task (same config keys and datasets, plus ``audio
   from ``(seed, update)`` (``reliability.determinism``), so a run resumed from
   ``checkpoint_last.pt`` repeats the uninterrupted run's batches and masks; checkpoint copies
   are atomic (``reliability.atomic_checkpoint``), so a kill never leaves half a checkpoint.
+* **Autocast works**: wav2vec 2.0's masking is made dtype-safe (``reliability.autocast_masking``).
 * **Checkpoints name their plugin.** The config field ``requires_plugin`` is saved in every
   checkpoint; fairseq prints the task config when it cannot find the task, so a user without
   the plugin reads how to get it.
@@ -38,6 +39,7 @@ from omegaconf import II
 
 from ..reliability.atomic_checkpoint import install_atomic_checkpoint_copy
 from ..reliability.audio_checks import CHECK_MODES, AudioInputError, check_manifest, read_checked
+from ..reliability.autocast_masking import make_masking_autocast_safe
 from ..reliability.config_checks import check_model_config, check_precision
 from ..reliability.determinism import seeded_numpy
 
@@ -160,7 +162,7 @@ class HyperVQAudioPretrainingTask(AudioPretrainingTask):
 
     def build_model(self, model_cfg, from_checkpoint=False):
         check_model_config(model_cfg)
-        return super().build_model(model_cfg, from_checkpoint)
+        return make_masking_autocast_safe(super().build_model(model_cfg, from_checkpoint))
 
     def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
         # the model's numpy draws (time masks, layer drop) follow (seed, update): exact on resume
