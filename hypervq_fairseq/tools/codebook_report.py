@@ -160,7 +160,7 @@ def tokens_from_checkpoint(checkpoint, manifest, device: str, max_tokens: int, p
     out = []
     with tqdm(total=len(rows), desc="encode", unit="utt", disable=not progress) as bar:
         for batch in _batches(rows, max_tokens, 32):
-            out += encode(tm, [_read_audio(os.path.join(root, rows[i][0])) for i in batch])
+            out += encode(tm, [_read_audio(os.path.join(root, rows[i][0]), tm.sample_rate) for i in batch])
             bar.update(len(batch))
     return out, tm.groups, tm.num_vars
 

@@ -74,6 +74,11 @@ class TokenizerModel:
     normalize: bool  # the task normalised each waveform (zero mean, unit variance)
     fingerprint: str  # sha256 of the quantizer's weights, to refuse mixing ids of two models
     model_name: str
+    sample_rate: int = 16000  # the pretraining task's
+
+    @property
+    def frame_rate(self) -> float:
+        return self.sample_rate / self.frame_stride
 
 
 # ----------------------------------------------------------------------------- loading
@@ -140,6 +145,7 @@ def load_tokenizer_model(path, device: str = "cpu") -> TokenizerModel:
         normalize=bool(task.get("normalize", False)),
         fingerprint=_quantizer_fingerprint(model.quantizer),
         model_name=name,
+        sample_rate=int(task.get("sample_rate", 16000)),
     )
 
 
@@ -337,13 +343,15 @@ def _batches(rows: list, max_tokens: int, batch_size: int):
         yield batch
 
 
-def _read_audio(path: str) -> np.ndarray:
+def _read_audio(path: str, sample_rate: int) -> np.ndarray:
     import soundfile as sf
 
     try:
-        wav, _sr = sf.read(path, dtype="float32")
+        wav, sr = sf.read(path, dtype="float32")
     except (RuntimeError, OSError) as e:
         raise TokenizeError(f"cannot read audio {path}: {e}") from None
+    if sr != sample_rate:
+        raise TokenizeError(f"{path}: {sr} Hz, but the model was pretrained on {sample_rate} Hz audio")
     if wav.ndim != 1:
         raise TokenizeError(f"{path}: {wav.shape[1]} channels, expected mono")
     return wav
@@ -368,7 +376,7 @@ def dump_tokens(checkpoint, manifest, out, *, combine: bool = False, max_tokens:
     tm = tm or load_tokenizer_model(checkpoint, device)
     meta = dict(checkpoint=str(Path(checkpoint).resolve()), model=tm.model_name, quantizer_fingerprint=tm.fingerprint,
                 groups=tm.groups, num_vars=tm.num_vars, combine=combine,
-                frame_rate=16000 / tm.frame_stride, manifest=str(Path(manifest).resolve()), utterances=len(rows),
+                frame_rate=tm.frame_rate, manifest=str(Path(manifest).resolve()), utterances=len(rows),
                 format=("one line per utterance: path<TAB>ids, one id per frame in [0, V^G)" if combine else
                         "one line per utterance: path<TAB>frames, each frame 'g0,g1,...' with ids in [0, V)"))
 
@@ -397,7 +405,7 @@ def dump_tokens(checkpoint, manifest, out, *, combine: bool = False, max_tokens:
         with open(out, "a", encoding="utf-8") as f:
             for batch in _batches([rows[i] for i in todo], max_tokens, batch_size):
                 idx = [todo[j] for j in batch]
-                waves = [_read_audio(os.path.join(root, rows[i][0])) for i in idx]
+                waves = [_read_audio(os.path.join(root, rows[i][0]), tm.sample_rate) for i in idx]
                 for i, ids in zip(idx, encode(tm, waves)):
                     f.write(f"{keys[i]}\t{format_ids(ids, tm.num_vars, combine)}\n")
                     f.flush()
@@ -434,7 +442,7 @@ def main(argv=None) -> int:
     try:
         tm = load_tokenizer_model(args.checkpoint, args.device)
         print(f"model {tm.model_name}: {tm.groups} groups x {tm.num_vars} codes, "
-              f"{16000 / tm.frame_stride:g} frames/s, quantizer {tm.fingerprint}", file=sys.stderr)
+              f"{tm.frame_rate:g} frames/s, quantizer {tm.fingerprint}", file=sys.stderr)
         s = dump_tokens(args.checkpoint, args.manifest, args.out, combine=args.combine, max_tokens=args.max_tokens,
                         batch_size=args.batch_size, device=args.device, limit=args.limit, overwrite=args.overwrite,
                         progress=not args.no_progress, tm=tm)
