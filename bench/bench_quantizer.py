@@ -1,6 +1,7 @@
 """Quantizer alone at wav2vec 2.0 BASE shapes: HyperVQ vs fairseq's GumbelVectorQuantizer vs the floor.
 
     .venv/bin/python bench/bench_quantizer.py                      # full run, markdown table
+    OMP_NUM_THREADS=1 .venv/bin/python bench/bench_quantizer.py --threads 1   # steadier on shared CPUs
     .venv/bin/python bench/bench_quantizer.py --repeats 3 --frames 250 --skip-memory   # quick look
 
 Why: DESIGN.md §6 sets HyperVQ's cost targets relative to two neighbours measured in the
@@ -158,14 +159,14 @@ def verdicts(times: dict, memory: dict) -> list:
     return out
 
 
-def main(argv=None):
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0] + "\n\nForward+backward in train mode; markdown table on stdout.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n"
                "  .venv/bin/python bench/bench_quantizer.py\n"
-               "  .venv/bin/python bench/bench_quantizer.py --repeats 3 --frames 250 --skip-memory\n"
-               "  OMP_NUM_THREADS=1 .venv/bin/python bench/bench_quantizer.py --only hypervq floor",
+               "  OMP_NUM_THREADS=1 .venv/bin/python bench/bench_quantizer.py --threads 1\n"
+               "  .venv/bin/python bench/bench_quantizer.py --repeats 3 --frames 250 --skip-memory --only hypervq floor",
     )
     parser.add_argument("--batch", type=int, default=4, help="B (default 4: 4,000 frames with --frames 1000)")
     parser.add_argument("--frames", type=int, default=1000, help="T per utterance")
@@ -180,7 +181,11 @@ def main(argv=None):
     parser.add_argument("--skip-memory", action="store_true", help="time only, no memory subprocesses")
     parser.add_argument("--json", help="also write the results to this JSON file (atomically)")
     parser.add_argument("--memory-child", choices=QUANTIZERS, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
 

@@ -331,3 +331,24 @@ def test_readme_quantizer_snippet_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for block in blocks:
         exec(compile(block, "README.md (quantizer section)", "exec"), {"__name__": "__readme__"})
+
+
+# -- the benchmark still runs ---------------------------------------------------------------------
+
+def test_bench_quantizer_runs_on_tiny_shapes(tmp_path, capsys):
+    import importlib.util
+    import json
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "bench_quantizer.py"
+    spec = importlib.util.spec_from_file_location("bench_quantizer", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out_json = tmp_path / "bench.json"
+    tiny = ["--batch", "1", "--frames", "16", "--dim", "32", "--num-vars", "8", "--vq-dim", "16"]
+    bench.main(tiny + ["--repeats", "2", "--skip-memory", "--json", str(out_json)])
+    table = capsys.readouterr().out
+    assert "| hypervq |" in table and "| stock |" in table and "time ≤ 1.25× floor" in table
+    result = json.loads(out_json.read_text())
+    assert set(result["median_s"]) == {"hypervq", "stock", "floor"} and all(t > 0 for t in result["median_s"].values())
+    mem = bench.measure_memory("hypervq", bench.build_parser().parse_args(tiny))
+    assert mem["extra_peak_mib"] >= 0 and mem["method"] in ("VmHWM", "ru_maxrss")
