@@ -1,6 +1,6 @@
 """hypervq-demo: the whole path on a laptop, HyperVQ beside the stock Gumbel quantizer, on real speech.
 
-    hypervq-demo                       # ~15 min on 2 CPU cores; everything under runs/demo
+    hypervq-demo                       # everything under runs/demo; 21 min measured on 2 busy CPU cores
     hypervq-demo --workdir /tmp/demo --updates 200
     hypervq-demo --sequential          # one training at a time (default: both at once, 1 thread each)
 
