@@ -1,7 +1,7 @@
 """hypervq-demo: the whole path on a laptop, HyperVQ beside the stock Gumbel quantizer, on real speech.
 
     hypervq-demo                       # everything under runs/demo; 21 min measured on 2 busy CPU cores
-    hypervq-demo --workdir /tmp/demo --updates 200
+    hypervq-demo --workdir runs/demo200 --updates 200
     hypervq-demo --sequential          # one training at a time (default: both at once, 1 thread each)
 
 Steps: (1) build the offline real-speech corpus (Debian's Asterisk prompts, four voices, ~1.2 h)
@@ -170,7 +170,7 @@ def run_trainings(jobs: list, total: int, parallel: bool, threads: int) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hypervq-demo", description=__doc__.split("\n\n")[2].split("\n\nWhy")[0],
-                                epilog="examples:\n  hypervq-demo\n  hypervq-demo --workdir /tmp/demo --updates 200\n"
+                                epilog="examples:\n  hypervq-demo\n  hypervq-demo --workdir runs/demo200 --updates 200\n"
                                        "  hypervq-demo --sequential --threads 2\n",
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--workdir", default="runs/demo", help="where corpus, manifests, runs and results go")

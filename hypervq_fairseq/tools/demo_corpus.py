@@ -13,7 +13,7 @@ EXAMPLES = """examples:
   hypervq-demo-corpus runs/demo/corpus
   hypervq-manifest runs/demo/corpus --out runs/demo/manifest --train-subsets train-demo --valid-subsets dev-demo
   # a tiny corpus for tests: 40 clips of at most 3 s
-  hypervq-demo-corpus /tmp/tiny --max-utterances 40 --max-seconds 3
+  hypervq-demo-corpus runs/tiny --max-utterances 40 --max-seconds 3
   # English voice only, topped up with synthetic flite voices to 30 minutes
   hypervq-demo-corpus runs/en30 --languages en --target-minutes 30
 """
