@@ -321,6 +321,27 @@ def test_options_take_effect():
     assert bool(((offsets >= 0.2) & (offsets <= 0.3)).all())
 
 
+def test_core_and_quantizers_import_without_fairseq():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, importlib.abc\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name == 'fairseq' or name.startswith('fairseq.'):\n"
+        "            raise ImportError('fairseq blocked')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import torch\n"
+        "from hypervq_fairseq import HyperbolicVectorQuantizer, EuclideanGumbelQuantizer, unidirectional_mlr_logits\n"
+        "q = HyperbolicVectorQuantizer(8, 4, (2, 0.5, 0.9), 2, False, 4, True)\n"
+        "print(tuple(q(torch.randn(1, 3, 8))['x'].shape), 'fairseq' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "(1, 3, 4) False"
+
+
 # -- README -------------------------------------------------------------------------------------
 
 def test_readme_quantizer_snippet_runs(tmp_path, monkeypatch):
