@@ -134,3 +134,31 @@ def test_missing_subsets_are_named(tmp_path, tiny_speech_corpus):
         build_manifests(tiny_speech_corpus, tmp_path / "out", progress=False)
     with pytest.raises(ManifestError, match="train-clean-360"):
         build_manifests(tiny_speech_corpus, tmp_path / "out", train_subsets=["train-clean-360"], progress=False)
+
+
+def test_ctrl_c_during_a_run_leaves_no_manifest(tiny_speech_corpus, tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    root = tmp_path / "LibriSpeech"
+    src = sorted(tiny_speech_corpus.rglob("*.flac"))
+    for i in range(2000):  # hard links: a few seconds of inspection
+        folder = root / "dev-clean" / "1" / str(i // 100)
+        folder.mkdir(parents=True, exist_ok=True)
+        os.link(src[i % len(src)], folder / f"1-{i // 100}-{i:04d}.flac")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "valid.tsv").write_text("/old\nx.flac\t1\n")
+    proc = subprocess.Popen([sys.executable, "-m", "hypervq_fairseq.tools.manifest", str(root), "--out", str(out),
+                             "--workers", "1"], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    seen = ""
+    while "dev-clean:" not in seen:  # the progress bar has started
+        ch = proc.stderr.read(1)
+        assert ch, f"manifest run ended before it could be interrupted: {seen[-500:]}"
+        seen += ch
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted; no manifest was written" in err
+    assert sorted(p.name for p in out.iterdir()) == ["valid.tsv"]
+    assert (out / "valid.tsv").read_text() == "/old\nx.flac\t1\n"

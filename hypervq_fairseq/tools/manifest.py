@@ -56,6 +56,9 @@ def main(argv=None) -> int:
     except ManifestError as e:
         print(f"hypervq-manifest: error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("hypervq-manifest: interrupted; no manifest was written or changed", file=sys.stderr)
+        return 130
     if report.bad:
         print(f"skipped {len(report.bad)} bad file(s):", file=sys.stderr)
         for b in report.bad:
