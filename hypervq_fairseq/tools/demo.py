@@ -30,6 +30,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -184,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so that the training subprocesses are stopped too
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     from ..data.demo_corpus import build_demo_corpus
     from ..data.manifest import build_manifests
 
