@@ -79,7 +79,9 @@ def test_kmeans_picks_nearest_code_and_ema_moves_codes_to_their_members():
 
 def test_hyper_kmeans_assignment_is_the_geodesic_nearest_code():
     torch.manual_seed(0)
-    q = HyperKmeansVQ(5, 40, curvature=0.7, init_std=0.8)
+    q = HyperKmeansVQ(5, 40, curvature=0.7, init_radius=0.8)
+    with torch.no_grad():
+        q.tangent_codes.mul_(torch.rand(40, 1) * 2)  # spread the norms too
     rows = torch.randn(300, 5) * 1.5
     x = expmap0(rows, c=0.7)
     e = q.ball_codes().detach()
@@ -148,3 +150,11 @@ def test_trace_sqrt_product_matches_scipy_sqrtm(n):
     a, b = rng.randn(n, 6) @ rng.randn(6, 6), rng.randn(n + 2, 6)
     ref = np.trace(linalg.sqrtm(np.cov(a, rowvar=False) @ np.cov(b, rowvar=False))).real
     assert trace_sqrt_product(a, b) == pytest.approx(ref, rel=1e-6)
+
+
+def test_hyper_kmeans_starts_with_many_codes_in_use():
+    """Equal-norm initial codes: assignments follow direction, so a fresh codebook is not collapsed."""
+    torch.manual_seed(0)
+    q = HyperKmeansVQ(64, 512)
+    out = q(torch.randn(8, 64, 7, 7) * 0.1)
+    assert out.indices.unique().numel() > 100

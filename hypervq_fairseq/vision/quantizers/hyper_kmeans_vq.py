@@ -23,11 +23,17 @@ from .base import VQOutput, VisionQuantizer, from_rows, to_rows
 
 
 class HyperKmeansVQ(VisionQuantizer):
-    def __init__(self, dim: int, num_codes: int, *, beta: float = 0.25, curvature: float = 1.0, init_std: float = 0.1):
+    def __init__(self, dim: int, num_codes: int, *, beta: float = 0.25, curvature: float = 1.0, init_radius: float = 0.1):
         super().__init__(dim, num_codes)
         check_curvature(curvature)
+        if not init_radius > 0:
+            raise ValueError(f"init_radius must be > 0, got {init_radius}")
         self.beta, self.c = beta, float(curvature)
-        self.tangent_codes = torch.nn.Parameter(torch.randn(num_codes, dim) * init_std)
+        # Codes start on one small sphere (random directions, equal norm). With a Gaussian start the
+        # code nearest the origin is also nearest to almost every encoding (norms differ more than
+        # directions in high dimension), and the codebook collapses to it in the first updates.
+        directions = torch.nn.functional.normalize(torch.randn(num_codes, dim), dim=1)
+        self.tangent_codes = torch.nn.Parameter(directions * init_radius)
 
     def codebook(self) -> torch.Tensor:
         return self.tangent_codes
