@@ -4,6 +4,9 @@
 # against the .wrd words. One line per subset in SAVE_DIR/wer.tsv. (fairseq's
 # examples/speech_recognition/new/infer.py is in the installed package but does not import on
 # Python 3.11: a dataclass with a mutable default; LM decoding would also need flashlight.)
+# MAX_TOKENS (default 3200000, as in configs/finetune/base_*.yaml) sets the batches: with
+# extractor_mode default (BASE), padding enters the first conv layer's GroupNorm, so the WER moves
+# slightly with batch composition; use the fine-tuning config's max_tokens to reproduce its valid_wer.
 #   bash recipes/librispeech/08_decode.sh manifests/ft100h ckpt/ft100h/checkpoint_best.pt dev-clean dev-other test-clean test-other
 #   bash recipes/librispeech/08_decode.sh runs/demo_asr/manifest runs/demo_asr/ctc/checkpoint_best.pt valid
 set -euo pipefail
@@ -18,7 +21,7 @@ tmp="$out.partial"
 printf 'subset\twer\tletter_error_rate\tutterances\n' > "$tmp"
 for subset in "$@"; do
   log=$(fairseq-validate "$DATA" --path "$CKPT" --task audio_finetuning --labels ltr --valid-subset "$subset" \
-        --criterion ctc --post-process letter --max-tokens "${MAX_TOKENS:-1600000}" \
+        --criterion ctc --post-process letter --max-tokens "${MAX_TOKENS:-3200000}" \
         --required-batch-size-multiple 1 "${device[@]}" 2>&1) \
     || { echo "$log" | tail -30 >&2; exit 1; }
   line=$(echo "$log" | grep "valid on '$subset' subset" | tail -1)

@@ -27,4 +27,4 @@ fi
 bash "$HERE/05_tokens.sh" "$PRETRAINED" "$W/manifest" "$W/tokens"
 bash "$HERE/07_finetune.sh" hypervq_ctc_tiny "$W/manifest" "$PRETRAINED" "$W/ctc" \
   "optimization.max_update=${FINETUNE_UPDATES:-300}"
-bash "$HERE/08_decode.sh" "$W/manifest" "$W/ctc/checkpoint_best.pt" valid
+MAX_TOKENS=400000 bash "$HERE/08_decode.sh" "$W/manifest" "$W/ctc/checkpoint_best.pt" valid   # hypervq_ctc_tiny's batches
