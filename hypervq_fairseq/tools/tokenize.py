@@ -45,7 +45,7 @@ import torch.nn.functional as F
 
 EXAMPLES = """examples:
   # per-group ids of the demo corpus from a demo pretraining checkpoint
-  hypervq-tokenize runs/demo/hypervq/checkpoint_last.pt runs/demo/manifest/train.tsv --out runs/demo/tokens/train.tok
+  hypervq-tokenize runs/demo/hypervq/ckpt/checkpoint_last.pt runs/demo/manifest/train.tsv --out runs/demo/tokens/train.tok
   # one combined id per frame (V^G symbols), on a GPU, larger batches
   hypervq-tokenize ckpt/checkpoint_best.pt manifests/librispeech/train.tsv --out tokens/train.km --combine \\
       --device cuda --max-tokens 3200000
