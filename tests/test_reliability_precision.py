@@ -195,7 +195,7 @@ def test_stress_extreme_inputs_stay_finite_and_pick_the_float64_code(dtype):
 @pytest.mark.parametrize("s", [8.0, 9.5, 15.0, 15.01, 40.0, 1e3, 1e6])
 def test_stress_tangent_vectors_at_the_boundary(s):
     """Points with c|x|^2 = tanh(s)^2 == 1 in fp32 (s >= 9): logits and their gradients stay
-    finite and the argmax equals float64's, on both sides of the log-domain switch (2s = 15)."""
+    finite and the argmax equals float64's, on both sides of the log-domain switch (2s = 30)."""
     q = _quantizer(num_vars=64)
     gen = torch.Generator().manual_seed(5)
     v = F.normalize(torch.randn(200, 2, 8, generator=gen, dtype=torch.float64), dim=-1) * s
