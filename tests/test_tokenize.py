@@ -169,3 +169,29 @@ def test_codebook_report_straight_from_checkpoint(pretrained_checkpoint, tiny_sp
     ra, rb = (json.loads((d / "report.json").read_text()) for d in (a, b))
     assert ra["counts"] == rb["counts"] and ra["rows"] == rb["rows"]
     shutil.rmtree(a)
+
+
+@pytest.mark.parametrize("mode", ["default", "layer_norm"])
+def test_batched_encoding_is_exact_for_both_extractor_modes(mode, tiny_speech_manifest):
+    """Padding must not change ids: GroupNorm over time (default) and per-frame LayerNorm (layer_norm)."""
+    import torch.nn.functional as F
+
+    from hypervq_fairseq.models import HyperVQWav2Vec2Config, HyperVQWav2Vec2Model
+
+    torch.manual_seed(0)
+    cfg = HyperVQWav2Vec2Config(extractor_mode=mode, conv_feature_layers="[(32, 10, 5)] + [(32, 3, 2)] * 4 + [(32, 2, 2)] * 2",
+                                encoder_layers=1, encoder_embed_dim=32, encoder_ffn_embed_dim=64,
+                                encoder_attention_heads=2, conv_pos=8, conv_pos_groups=4, final_dim=16,
+                                latent_vars=16, latent_groups=2, quantize_targets=True)
+    model = HyperVQWav2Vec2Model(cfg).eval()
+    tm = tokenize.TokenizerModel(model=model, groups=2, num_vars=16, frame_stride=320, normalize=True,
+                                 fingerprint="test", model_name="hypervq_wav2vec2")
+    root, keys = manifest_rows(tiny_speech_manifest / "valid.tsv")
+    waves = [sf.read(os.path.join(root, k), dtype="float32")[0] for k in keys]
+    assert len({len(w) for w in waves}) == len(waves)  # really padded
+    batched = tokenize.encode(tm, waves)
+    for wav, ids in zip(waves, batched):
+        x = torch.from_numpy(wav)
+        with torch.no_grad():
+            _, ref = model.quantize(F.layer_norm(x, x.shape)[None])
+        assert torch.equal(ids, ref[0])
