@@ -40,7 +40,7 @@ class AudioInputError(ManifestError):
 def fix_hint(manifest: str) -> str:
     return (f"Fix the files, or rebuild {os.path.basename(manifest)} without them "
             f"(hypervq-manifest AUDIO_ROOT --out {os.path.dirname(manifest) or '.'} --skip-bad); "
-            f"task.audio_check=none turns these start-up checks off.")
+            f"+task.audio_check=none turns these start-up checks off.")
 
 
 def read_rows(manifest: str) -> Tuple[str, List[Tuple[str, int]]]:

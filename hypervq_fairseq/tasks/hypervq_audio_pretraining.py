@@ -4,7 +4,7 @@ A strict superset of the stock task (same config keys and datasets, plus ``audio
 
 * **Bad input fails at start-up, by name.** Loading a split checks its manifest (syntax, audio
   root) and every file it lists (missing, unreadable, empty, wrong rate, not mono, frame count
-  off; ``task.audio_check=full`` also decodes the first and last block of each file), and lists
+  off; ``+task.audio_check=full`` also decodes the first and last block of each file), and lists
   every bad file in one error. Each read is checked again (corrupt data, early end, NaN/inf
   samples), so nothing reaches the model as a silent stereo average or a NaN loss.
 * **Bad configs fail before the model is built**, naming the key (curvature <= 0, groups not
@@ -22,7 +22,7 @@ A strict superset of the stock task (same config keys and datasets, plus ``audio
   the plugin reads how to get it.
 
     fairseq-hydra-train --config-name hypervq_w2v2_tiny task.data=MANIFEST_DIR \\
-        task._name=hypervq_audio_pretraining task.audio_check=full
+        task._name=hypervq_audio_pretraining +task.audio_check=full
 """
 
 import logging
