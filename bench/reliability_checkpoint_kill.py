@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -108,7 +107,9 @@ def train_trials(task: str, trials: int, manifest: str, folder: str, seed: int) 
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    head, _, examples = __doc__.rpartition("\n\n    python ")
+    p = argparse.ArgumentParser(description=head, epilog="examples:\n  python " + examples.replace("\n    ", "\n  "),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--manifest", required=True, help="folder with train.tsv/valid.tsv (e.g. the tiny demo corpus)")
     p.add_argument("--out", default=None, help="write the results as JSON here")
     p.add_argument("--copy-trials", type=int, default=30)

@@ -122,7 +122,9 @@ def summarize(log) -> dict:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    head, _, examples = __doc__.rpartition("\n\n    python ")
+    p = argparse.ArgumentParser(description=head, epilog="examples:\n  python " + examples.replace("\n    ", "\n  "),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--manifest", required=True, help="folder with train.tsv of real 16 kHz speech (tiny corpus)")
     p.add_argument("--out", required=True, help="JSON file for the results (written atomically)")
     p.add_argument("--tasks", default="audio_pretraining,hypervq_audio_pretraining")

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
-from fairseq.criterions.wav2vec_criterion import Wav2VecCriterionConfig, Wav2vecCriterion
+from fairseq.criterions.wav2vec_criterion import Wav2vecCriterion
 
 import hypervq_fairseq.models  # noqa: F401
 from hypervq_fairseq.models.hypervq_wav2vec2 import HyperVQWav2Vec2Config, HyperVQWav2Vec2Model

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 import soundfile as sf
 
-from ..data.manifest import Inspection, ManifestError, inspect_audio, inspect_files, read_manifest
+from ..data.manifest import Inspection, ManifestError, inspect_files, read_manifest
 
 CHECK_MODES = ("full", "header", "none")
 MAX_LISTED = 20  # bad files named in one error message; the count says how many more
@@ -158,7 +158,3 @@ def read_checked(path: str, *, expected_rate: int, expected_frames: Optional[int
     check_waveform(path, wav, sr, expected_rate=expected_rate, expected_frames=expected_frames)
     return wav
 
-
-def describe(found: Sequence[Inspection]) -> List[str]:
-    """``path: reason`` per rejected inspection (for reports and the bench scripts)."""
-    return [f"{f.path}: {f.reason}" for f in found if not f.ok]

@@ -25,7 +25,6 @@ A strict superset of the stock task (same config keys and datasets, plus ``audio
         task._name=hypervq_audio_pretraining +task.audio_check=full
 """
 
-import logging
 import os
 from dataclasses import dataclass, field
 
@@ -42,8 +41,6 @@ from ..reliability.audio_checks import CHECK_MODES, AudioInputError, check_manif
 from ..reliability.autocast_masking import make_masking_autocast_safe
 from ..reliability.config_checks import check_model_config, check_precision
 from ..reliability.determinism import seeded_numpy
-
-logger = logging.getLogger(__name__)
 
 PLUGIN_NOTE = (
     "hypervq-fairseq: this checkpoint needs the HyperVQ plugin. Install it (pip install hypervq-fairseq, "
