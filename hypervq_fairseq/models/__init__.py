@@ -2,9 +2,12 @@
 
 fairseq imports it through ``common.user_dir`` / ``--user-dir``; the installed Hydra plugin
 (``hydra_plugins/hypervq_fairseq_searchpath``) imports it inside fairseq's own programs; to
-load a checkpoint from Python, ``import hypervq_fairseq.models`` first.
+load a checkpoint from Python, ``import hypervq_fairseq.models`` first. It also imports
+``hypervq_fairseq.tasks``: the shipped configs train with the task ``hypervq_audio_pretraining``,
+which the checkpoints then name, so loading one needs both registered.
 """
 from . import _user_dir_guard
+from .. import tasks as _tasks  # noqa: F401  registers hypervq_audio_pretraining
 from .hypervq_wav2vec2 import HyperVQWav2Vec2Config, HyperVQWav2Vec2Model
 
 _user_dir_guard.install()
