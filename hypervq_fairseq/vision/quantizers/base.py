@@ -72,3 +72,31 @@ class VisionQuantizer(nn.Module):
     def embed(self, indices: torch.Tensor) -> torch.Tensor:
         """Code indices ``(B, H, W)`` → decoder input ``(B, C, H, W)``."""
         return self.codebook()[indices].permute(0, 3, 1, 2).contiguous()
+
+
+class SharedGumbelAdapter(VisionQuantizer):
+    """Image latents through one of the speech path's quantizers (``self.inner``, one group).
+
+    GumbelVQ and HyperVQ differ only in the module they wrap: both quantize the ``time_first``
+    sequence ``(B, H·W, C)``, add wav2vec 2.0's optional diversity term, and read the indices
+    and code perplexity from the fairseq-style output dict.
+    """
+
+    inner: nn.Module
+    diversity_weight: float
+
+    def set_num_updates(self, num_updates: int) -> None:
+        self.inner.set_num_updates(num_updates)
+
+    def codebook(self) -> torch.Tensor:
+        return self.inner.codebook_vectors()[0].to(next(self.inner.parameters()).dtype)
+
+    def features(self, z_e: torch.Tensor) -> torch.Tensor:
+        return to_sequence(z_e).reshape(-1, self.dim)
+
+    def forward(self, z_e: torch.Tensor) -> VQOutput:
+        res = self.inner(to_sequence(z_e), produce_targets=True)
+        loss = self.diversity_weight * (self.num_codes - res["prob_perplexity"]) / self.num_codes
+        b, _, h, w = z_e.shape
+        idx = res["targets"].view(b, h, w)
+        return VQOutput(from_sequence(res["x"], z_e.shape), loss, idx, res["code_perplexity"].detach())

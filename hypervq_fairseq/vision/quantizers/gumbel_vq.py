@@ -9,32 +9,14 @@ optional diversity term (wav2vec 2.0's) is off by default, as in the paper.
 """
 from __future__ import annotations
 
-import torch
-
 from ...quantizers import EuclideanGumbelQuantizer
-from .base import VQOutput, VisionQuantizer, from_sequence, to_sequence
+from .base import SharedGumbelAdapter
 
 
-class GumbelVQ(VisionQuantizer):
+class GumbelVQ(SharedGumbelAdapter):
     def __init__(self, dim: int, num_codes: int, *, temp=(2.0, 0.5, 0.999), diversity_weight: float = 0.0):
         super().__init__(dim, num_codes)
         self.diversity_weight = diversity_weight
         self.inner = EuclideanGumbelQuantizer(
             dim=dim, num_vars=num_codes, temp=temp, groups=1, combine_groups=False, vq_dim=dim, time_first=True
         )
-
-    def set_num_updates(self, num_updates: int) -> None:
-        self.inner.set_num_updates(num_updates)
-
-    def codebook(self) -> torch.Tensor:
-        return self.inner.codebook_vectors()[0]
-
-    def features(self, z_e: torch.Tensor) -> torch.Tensor:
-        return to_sequence(z_e).reshape(-1, self.dim)
-
-    def forward(self, z_e: torch.Tensor) -> VQOutput:
-        res = self.inner(to_sequence(z_e), produce_targets=True)
-        loss = self.diversity_weight * (self.num_codes - res["prob_perplexity"]) / self.num_codes
-        b, _, h, w = z_e.shape
-        idx = res["targets"].view(b, h, w)
-        return VQOutput(from_sequence(res["x"], z_e.shape), loss, idx, res["code_perplexity"].detach())

@@ -12,13 +12,11 @@ from __future__ import annotations
 
 from typing import Optional
 
-import torch
-
 from ...quantizers import HyperbolicVectorQuantizer
-from .base import VQOutput, VisionQuantizer, from_sequence, to_sequence
+from .base import SharedGumbelAdapter
 
 
-class HyperVQ(VisionQuantizer):
+class HyperVQ(SharedGumbelAdapter):
     def __init__(
         self,
         dim: int,
@@ -35,19 +33,3 @@ class HyperVQ(VisionQuantizer):
             dim=dim, num_vars=num_codes, temp=temp, groups=1, combine_groups=False, vq_dim=dim,
             time_first=True, curvature=curvature, clip_radius=clip_radius,
         )
-
-    def set_num_updates(self, num_updates: int) -> None:
-        self.inner.set_num_updates(num_updates)
-
-    def codebook(self) -> torch.Tensor:
-        return self.inner.codebook_vectors()[0].to(self.inner.normals.dtype)
-
-    def features(self, z_e: torch.Tensor) -> torch.Tensor:
-        return to_sequence(z_e).reshape(-1, self.dim)
-
-    def forward(self, z_e: torch.Tensor) -> VQOutput:
-        res = self.inner(to_sequence(z_e), produce_targets=True)
-        loss = self.diversity_weight * (self.num_codes - res["prob_perplexity"]) / self.num_codes
-        b, _, h, w = z_e.shape
-        idx = res["targets"].view(b, h, w)
-        return VQOutput(from_sequence(res["x"], z_e.shape), loss, idx, res["code_perplexity"].detach())

@@ -1,0 +1,151 @@
+"""What every Gumbel-style quantizer here shares with fairseq's ``GumbelVectorQuantizer``.
+
+HyperVQ and the Euclidean Gumbel quantizer differ only in how they get logits and code vectors.
+Everything else is the stock module's contract, kept in one place: the constructor checks, the
+temperature schedule ``tau = max(max_temp·decay^updates, min_temp)`` (``set_num_updates``),
+``forward_idx``, ``sample_from_codebook``, the ``B×T×C`` / ``B×C×T`` layouts, and the selection
+stage: perplexities of the hard choice and of the softmax, Gumbel-softmax with straight-through
+in training, argmax in eval, and the code lookup as one ``(N, G, V)·(G, V, d)`` contraction.
+The projections run in float32 or wider whatever fairseq's ``--fp16`` did to the weights.
+"""
+from __future__ import annotations
+
+import ast
+from typing import Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..core.guards import compute_dtype
+from .perplexity import group_perplexities
+
+
+def parse_temp(temp: Union[str, Sequence[float]]) -> Tuple[float, float, float]:
+    """``(max, min, decay)`` from a tuple or fairseq's string form ``"(2, 0.5, 0.999995)"``."""
+    given = temp
+    try:
+        if isinstance(temp, str):
+            temp = ast.literal_eval(temp)
+        temp = tuple(float(t) for t in temp)
+    except (ValueError, TypeError, SyntaxError):
+        raise ValueError(f"temp must be three numbers (max_temp, min_temp, decay), got {given!r}") from None
+    if len(temp) != 3:
+        raise ValueError(f"temp must be three numbers (max_temp, min_temp, decay), got {given!r}")
+    max_temp, min_temp, decay = temp
+    if not (0 < min_temp <= max_temp and 0 < decay <= 1):
+        raise ValueError(f"temp needs 0 < min_temp <= max_temp and 0 < decay <= 1, got {given!r}")
+    return max_temp, min_temp, decay
+
+
+def check_input(x: torch.Tensor, channels: int, time_first: bool) -> None:
+    """A readable error for the wrong layout instead of a shape error deep in a matmul."""
+    layout, axis = ("B×T×C", -1) if time_first else ("B×C×T", 1)
+    if x.dim() != 3 or x.shape[axis] != channels:
+        raise ValueError(f"quantizer input must be {layout} with C = {channels}; got shape {tuple(x.shape)}")
+
+
+def tangent_projection(dim: int, out_dim: int, depth: int, factor: int, activation: nn.Module) -> nn.Module:
+    """The stock quantizer's ``weight_proj`` layout, ending in ``out_dim`` tangent coordinates."""
+    if depth <= 1:
+        return nn.Linear(dim, out_dim)
+    inner = dim * factor
+    layers = []
+    for i in range(depth - 1):
+        layers += [nn.Linear(dim if i == 0 else inner, inner), activation]
+    return nn.Sequential(*layers, nn.Linear(inner, out_dim))
+
+
+def project_fp32(proj: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Run a :func:`tangent_projection` in float32 (float64 if input or weights are), autocast or not.
+
+    fairseq's ``--fp16`` casts the projection's weights to half, and a half matrix product
+    overflows for inputs of norm ~1e5; upcasting costs one copy of ``x`` and keeps every
+    finite input finite. The weights are upcast inside the graph, so gradients still reach them
+    (in their own dtype).
+    """
+    weight = next(proj.parameters())
+    dtype = torch.promote_types(compute_dtype(x.dtype), compute_dtype(weight.dtype))
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        x = x.to(dtype)
+        for layer in proj if isinstance(proj, nn.Sequential) else (proj,):
+            if isinstance(layer, nn.Linear):
+                bias = None if layer.bias is None else layer.bias.to(dtype)
+                x = F.linear(x, layer.weight.to(dtype), bias)
+            else:
+                x = layer(x)
+    return x
+
+
+class GumbelQuantizerBase(nn.Module):
+    """fairseq's quantizer contract; subclasses provide ``codebook_vectors()`` and a ``forward``
+    that calls :meth:`_rows`, :meth:`_select` and :meth:`_restore` around their own logits."""
+
+    def __init__(self, dim: int, num_vars: int, temp, groups: int, combine_groups: bool, vq_dim: int,
+                 time_first: bool, hard: bool = True):
+        super().__init__()
+        if num_vars < 2:
+            raise ValueError(f"num_vars (codes per group) must be at least 2, got {num_vars}")
+        if groups < 1 or vq_dim % groups != 0:
+            raise ValueError(f"vq_dim {vq_dim} must be divisible by groups {groups}")
+        self.input_dim = dim
+        self.num_vars = num_vars
+        self.groups = groups
+        self.combine_groups = combine_groups
+        self.vq_dim = vq_dim
+        self.var_dim = vq_dim // groups
+        self.time_first = time_first
+        self.hard = hard
+        self.max_temp, self.min_temp, self.temp_decay = parse_temp(temp)
+        self.curr_temp = self.max_temp
+
+    def codebook_vectors(self) -> torch.Tensor:  # (G, V, d)
+        raise NotImplementedError
+
+    def set_num_updates(self, num_updates: int) -> None:
+        self.curr_temp = max(self.max_temp * self.temp_decay**num_updates, self.min_temp)
+
+    def forward_idx(self, x: torch.Tensor):
+        res = self.forward(x, produce_targets=True)
+        return res["x"], res["targets"]
+
+    def sample_from_codebook(self, b: int, n: int) -> torch.Tensor:
+        """``b × n`` code vectors drawn uniformly over the ``V^G`` combinations, ``(b, n, vq_dim)``."""
+        if not n < self.num_vars**self.groups:
+            raise ValueError(f"sample size {n} is not smaller than the codebook size {self.num_vars ** self.groups}")
+        codes = self.codebook_vectors()
+        idx = torch.randint(self.num_vars, (b * n, self.groups), device=codes.device)
+        picked = codes[torch.arange(self.groups, device=codes.device), idx]  # (b·n, G, d)
+        return picked.reshape(b, n, -1).to(next(self.parameters()).dtype)
+
+    def _rows(self, x: torch.Tensor):
+        """Input ``B×T×C`` (or ``B×C×T``) as rows ``(B·T, C)``, with ``(B, T)``."""
+        check_input(x, self.input_dim, self.time_first)
+        if not self.time_first:
+            x = x.transpose(1, 2)
+        bsz, tsz, fsz = x.shape
+        return x.reshape(-1, fsz), (bsz, tsz)
+
+    def _restore(self, z_q: torch.Tensor, shape, dtype: torch.dtype) -> torch.Tensor:
+        """Code vectors ``(N, G, d)`` back to the input's layout and dtype, groups concatenated."""
+        x = z_q.reshape(*shape, self.vq_dim).to(dtype)
+        return x if self.time_first else x.transpose(1, 2)
+
+    def _select(self, logits: torch.Tensor, codes: torch.Tensor, result: dict, shape, produce_targets: bool):
+        """Selection stage for ``logits (N, G, V)`` and ``codes (G, V, d)``, filling ``result``.
+
+        Returns ``(z_q (N, G, d), hard_idx (N, G), code_ppl (G,), prob_ppl (G,))``.
+        """
+        hard_idx = logits.argmax(dim=-1)
+        code_ppl, prob_ppl = group_perplexities(logits, hard_idx)
+        result["code_perplexity"] = code_ppl.sum()
+        result["prob_perplexity"] = prob_ppl.sum()
+        result["temp"] = self.curr_temp
+        if self.training:
+            one_hot = F.gumbel_softmax(logits, tau=self.curr_temp, hard=self.hard, dim=-1)
+        else:
+            one_hot = F.one_hot(hard_idx, self.num_vars).to(logits.dtype)
+        if produce_targets:
+            result["targets"] = one_hot.argmax(dim=-1).view(*shape, self.groups).detach()
+        z_q = torch.einsum("ngv,gvd->ngd", one_hot, codes.to(logits.dtype))
+        return z_q, hard_idx, code_ppl, prob_ppl
