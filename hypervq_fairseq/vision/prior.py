@@ -18,8 +18,8 @@ from tqdm import tqdm
 from .codebook import save_image_grid
 from .model import VQVAE
 from .pixelcnn import GatedPixelCNN
-from .runtime import (batches, device_of, load_checkpoint, make_writer, ordered_batches, rng_state, save_checkpoint,
-                      set_rng_state, write_json)
+from .runtime import (batches, device_of, make_writer, ordered_batches, resume_training, rng_state, save_checkpoint,
+                      write_json)
 
 
 @torch.no_grad()
@@ -36,13 +36,8 @@ def train_prior(model: VQVAE, train_ds, *, out: str, steps: int, batch_size: int
     torch.manual_seed(seed)
     prior = GatedPixelCNN(model.cfg.num_codes, dim=dim, layers=layers).to(device_of(model))
     opt = torch.optim.Adam(prior.parameters(), lr=lr)
-    step = 0
-    if resume and os.path.exists(ckpt):
-        state = load_checkpoint(ckpt, kind="prior")
-        prior.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        step = state["step"]
-        set_rng_state(state["rng"])
+    state = resume_training(ckpt, "prior", prior, opt) if resume else None
+    step = state["step"] if state else 0
     codes = TensorDataset(extract_codes(model, train_ds, workers=workers))
     if not quiet:
         print(f"[prior] GatedPixelCNN layers={layers} dim={dim} over {tuple(codes.tensors[0].shape[1:])} code maps, "

@@ -17,8 +17,8 @@ from torch.utils.data import TensorDataset
 from tqdm import tqdm
 
 from .model import VQVAE
-from .runtime import (batches, device_of, load_checkpoint, make_writer, ordered_batches, rng_state, save_checkpoint,
-                      set_rng_state, write_json)
+from .runtime import (batches, device_of, make_writer, ordered_batches, resume_training, rng_state, save_checkpoint,
+                      write_json)
 
 
 class ProbeHead(nn.Module):
@@ -59,13 +59,8 @@ def train_probe(model: VQVAE, train_ds, test_ds, *, classes: int, out: str, step
     torch.manual_seed(seed)
     head = ProbeHead(model.cfg.embedding_dim, classes, hidden).to(device_of(model))
     opt = torch.optim.Adam(head.parameters(), lr=lr)
-    step = 0
-    if resume and os.path.exists(ckpt):
-        state = load_checkpoint(ckpt, kind="probe")
-        head.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        step = state["step"]
-        set_rng_state(state["rng"])
+    state = resume_training(ckpt, "probe", head, opt) if resume else None
+    step = state["step"] if state else 0
     train_f = frozen_features(model, train_ds, workers=workers)
     test_f = frozen_features(model, test_ds, workers=workers)
     if not quiet:

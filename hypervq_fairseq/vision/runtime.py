@@ -42,6 +42,17 @@ def load_checkpoint(path: str, kind: Optional[str] = None) -> dict:
     return state
 
 
+def resume_training(path: str, kind: str, module, optimizer) -> Optional[dict]:
+    """Restore module, optimizer and RNG state from ``path`` if it exists; the state, or None."""
+    if not os.path.exists(path):
+        return None
+    state = load_checkpoint(path, kind=kind)
+    module.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    set_rng_state(state["rng"])
+    return state
+
+
 def write_json(path: str, data: dict) -> None:
     def write(tmp):
         with open(tmp, "w") as f:
@@ -96,26 +107,25 @@ class _IterSampler:
             yield idx.tolist()
 
 
-def batches(ds: Dataset, batch_size: int, *, seed: int, start_step: int = 0, device=None, workers: int = 0) -> Iterator[tuple]:
-    """Endless shuffled batches (last partial batch dropped); step ``s`` is reproducible."""
-    idx = _index_batches(len(ds), batch_size, seed, start_step)
+def _iterate(ds: Dataset, idx, device, workers: int) -> Iterator[tuple]:
+    """Batches of ``ds`` for the index lists ``idx``, in memory or through worker processes."""
     if isinstance(ds, TensorDataset) or workers == 0:
         for b in idx:
             yield _moved(_take(ds, b), device)
     else:
         for b in _loader(ds, idx, workers):
             yield _moved(b, device)
+
+
+def batches(ds: Dataset, batch_size: int, *, seed: int, start_step: int = 0, device=None, workers: int = 0) -> Iterator[tuple]:
+    """Endless shuffled batches (last partial batch dropped); step ``s`` is reproducible."""
+    return _iterate(ds, _index_batches(len(ds), batch_size, seed, start_step), device, workers)
 
 
 def ordered_batches(ds: Dataset, batch_size: int, *, device=None, workers: int = 0) -> Iterator[tuple]:
     """The dataset in order, for evaluation."""
     idx = [torch.arange(s, min(s + batch_size, len(ds))) for s in range(0, len(ds), batch_size)]
-    if isinstance(ds, TensorDataset) or workers == 0:
-        for b in idx:
-            yield _moved(_take(ds, b), device)
-    else:
-        for b in _loader(ds, idx, workers):
-            yield _moved(b, device)
+    return _iterate(ds, idx, device, workers)
 
 
 def device_of(module: torch.nn.Module) -> torch.device:
