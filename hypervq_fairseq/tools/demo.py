@@ -1,6 +1,6 @@
 """hypervq-demo: the whole path on a laptop, HyperVQ beside the stock Gumbel quantizer, on real speech.
 
-    hypervq-demo                       # everything under runs/demo; 21 min measured on 2 busy CPU cores
+    hypervq-demo                       # everything under runs/demo; 3.8 min on 2 quiet cores (21 on busy ones)
     hypervq-demo --workdir runs/demo200 --updates 200
     hypervq-demo --sequential          # one training at a time (default: both at once, 1 thread each)
 
