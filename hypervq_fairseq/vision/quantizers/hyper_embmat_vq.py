@@ -15,9 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ...core.guards import compute_dtype
 from ...quantizers import HyperbolicVectorQuantizer
-from ...quantizers.hyperbolic_vq import clip_tangent
 from ...quantizers.perplexity import group_perplexities
 from .base import VQOutput, VisionQuantizer, from_rows, to_rows
 
@@ -39,11 +37,8 @@ class HyperEmbMatVQ(VisionQuantizer):
         return self.embedding
 
     def _logits(self, rows: torch.Tensor) -> torch.Tensor:
-        v = self.mlr.weight_proj(rows)
-        v = v.to(compute_dtype(v.dtype)).unsqueeze(1)               # (N, 1, d): one group
-        if self.mlr.clip_radius is not None:
-            v = clip_tangent(v, self.mlr.clip_radius)
-        return self.mlr.logits(v)                                     # (N, 1, K)
+        # the shared quantizer's fp32 projection (and clipping), then its MLR logits: (N, 1, K)
+        return self.mlr.logits(self.mlr.tangent(rows))
 
     def forward(self, z_e: torch.Tensor) -> VQOutput:
         # hyperbolic MLR logits per position
