@@ -192,6 +192,15 @@ def _sizes(args, cfg: VQVAEConfig):
           f"quantizer={cfg.quantizer} K={cfg.num_codes} threads={torch.get_num_threads()}")
 
 
+def _pretrained(args):
+    """The VQ-VAE of ``--checkpoint`` and the datasets, for the subcommands built on a trained model."""
+    from .train import build_from_checkpoint
+
+    model = build_from_checkpoint(args.checkpoint, args.device)
+    _sizes(args, model.cfg)
+    return (model, *_datasets(args))
+
+
 def _check_device(args):
     device = getattr(args, "device", "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -220,11 +229,8 @@ def main(argv=None) -> int:
 
     elif args.command == "probe":
         from .probe import train_probe
-        from .train import build_from_checkpoint
 
-        model = build_from_checkpoint(args.checkpoint, args.device)
-        _sizes(args, model.cfg)
-        train_ds, test_ds = _datasets(args)
+        model, train_ds, test_ds = _pretrained(args)
         metrics = train_probe(model, train_ds, test_ds, classes=INFO[args.dataset].classes, out=args.out, steps=args.steps,
                               batch_size=args.batch_size, lr=args.lr, hidden=args.probe_hidden, seed=args.seed,
                               resume=args.resume, log_every=args.log_every, save_every=args.save_every, quiet=args.quiet,
@@ -274,11 +280,8 @@ def main(argv=None) -> int:
 
     elif args.command == "prior":
         from .prior import run_prior
-        from .train import build_from_checkpoint
 
-        model = build_from_checkpoint(args.checkpoint, args.device)
-        _sizes(args, model.cfg)
-        train_ds, test_ds = _datasets(args)
+        model, train_ds, test_ds = _pretrained(args)
         metrics = run_prior(model, train_ds, test_ds, out=args.out, steps=args.steps, samples=args.samples,
                             inception_weights=args.inception_weights, batch_size=args.batch_size, lr=args.lr,
                             dim=args.prior_dim, layers=args.layers, seed=args.seed, resume=args.resume,
