@@ -1,0 +1,202 @@
+"""Atomic file writing: a reader, a restart or a kill sees the old file or the new one, never a prefix.
+
+Every file the project writes (manifests, labels, token files and their sidecars, reports,
+plots, checkpoints, metrics) goes through :func:`atomic_write`: the content is written to a
+temporary file in the destination's folder, flushed and fsynced, given the permissions a plain
+``open()`` would give (mode ``0o666`` minus the umask; ``mkstemp`` alone would leave ``0600``),
+then moved onto the destination with ``os.replace``, which is atomic on POSIX filesystems.
+
+The temporary file is named ``.NAME.tmp`` beside ``NAME``. A process killed with SIGKILL
+cannot clean up after itself, so the name is fixed rather than random: the next write of the
+same file replaces it instead of leaving one more full-size leftover each time, and
+:func:`remove_stale_temporaries` clears a folder's leftovers at start-up. Two processes must
+not write the same destination at the same time (nothing in the project does).
+
+Several files that only make sense together (``train.tsv`` and ``valid.tsv``, say) are written
+with :func:`atomic_write_all`: every temporary file is written first, and the renames happen
+only when all of them succeeded.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Callable, Iterable, Mapping, Union
+
+PathLike = Union[str, os.PathLike]
+Writer = Callable[[str], None]
+
+TMP_SUFFIX = ".tmp"
+COPY_CHUNK = 16 * 1024 * 1024
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# Read once at import (changing the umask is process-wide, so never do it while threads write).
+UMASK = _umask()
+
+
+def temporary_path(path: PathLike) -> Path:
+    """Where :func:`atomic_write` stages ``path``: ``.NAME.tmp`` in the same folder."""
+    path = Path(path)
+    return path.with_name(f".{path.name}{TMP_SUFFIX}")
+
+
+def _fsync_folder(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # some filesystems do not open folders; the rename is still atomic
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _stage(path: Path, write: Writer) -> Path:
+    """Write ``path``'s content to its temporary file, synced and with plain-file permissions."""
+    folder = path.parent
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(f"cannot write {path}: {folder} is a file, not a folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise IsADirectoryError(f"cannot write {path}: a folder of that name is in the way")
+    tmp = temporary_path(path)
+    try:
+        write(str(tmp))
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~UMASK)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def atomic_write(path: PathLike, write: Writer) -> Path:
+    """Call ``write(tmp_path)`` to produce the file, then move it onto ``path``; returns ``path``.
+
+    ``write`` receives a path, so any library that writes to a file name works
+    (``torch.save``, ``fig.savefig``, ``sf.write``). If it raises, or the process is interrupted,
+    ``path`` keeps its previous content (or stays absent) and the temporary file is removed.
+    """
+    path = Path(path)
+    tmp = _stage(path, write)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_folder(path.parent)
+    return path
+
+
+def _text_writer(text: str) -> Writer:
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+    return write
+
+
+def _bytes_writer(data: bytes) -> Writer:
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            f.write(data)
+    return write
+
+
+def _lines_writer(lines: Iterable[str]) -> Writer:
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as f:
+            for line in lines:
+                f.write(line + "\n")
+    return write
+
+
+def _json_text(obj) -> str:
+    return json.dumps(obj, indent=1, sort_keys=False) + "\n"
+
+
+def atomic_write_text(path: PathLike, text: str) -> Path:
+    return atomic_write(path, _text_writer(text))
+
+
+def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
+    return atomic_write(path, _bytes_writer(data))
+
+
+def atomic_write_lines(path: PathLike, lines: Iterable[str]) -> Path:
+    """Each line (without its newline) followed by ``\\n``; ``lines`` may be a generator."""
+    return atomic_write(path, _lines_writer(lines))
+
+
+def atomic_write_json(path: PathLike, obj) -> Path:
+    return atomic_write(path, _text_writer(_json_text(obj)))
+
+
+def atomic_copy(src: PathLike, dst: PathLike) -> Path:
+    """Copy ``src`` onto ``dst`` atomically (fairseq's ``checkpoint_last.pt`` copies go through this)."""
+    def write(tmp: str) -> None:
+        with open(src, "rb") as fin, open(tmp, "wb") as fout:
+            shutil.copyfileobj(fin, fout, COPY_CHUNK)
+    return atomic_write(dst, write)
+
+
+def atomic_write_all(files: Mapping[PathLike, Union[Writer, str, bytes, list]]) -> list:
+    """Write several files so that either all of them are replaced or none is.
+
+    ``files`` maps each destination to a writer callable, a ``str`` (text), ``bytes`` or a list
+    of lines. Every temporary file is written first; if any write fails (a folder in the way, a
+    full disk, Ctrl-C) every temporary is removed and no destination has changed. Only then are
+    they renamed, one ``os.replace`` each: a crash during that last, short phase can leave some
+    destinations new and others old, which the caller's error message cannot hide, so the
+    renames happen in the order given and stop at the first failure with the rest untouched.
+    """
+    staged = []
+    try:
+        for path, content in files.items():
+            path = Path(path)
+            if callable(content):
+                writer = content
+            elif isinstance(content, bytes):
+                writer = _bytes_writer(content)
+            elif isinstance(content, str):
+                writer = _text_writer(content)
+            else:
+                writer = _lines_writer(content)
+            staged.append((_stage(path, writer), path))
+    except BaseException:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+        raise
+    done = []
+    try:
+        for tmp, path in staged:
+            os.replace(tmp, path)
+            done.append(path)
+    finally:
+        for tmp, _ in staged[len(done):]:
+            tmp.unlink(missing_ok=True)
+    for folder in {p.parent for p in done}:
+        _fsync_folder(folder)
+    return done
+
+
+def remove_stale_temporaries(folder: PathLike, pattern: str = "*") -> list:
+    """Remove ``.NAME.tmp`` leftovers of killed writes in ``folder`` (names matching ``.{pattern}.tmp``)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for tmp in folder.glob(f".{pattern}{TMP_SUFFIX}"):
+        if tmp.is_file():
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
