@@ -35,9 +35,15 @@ install_requires = [
 if not os.environ.get("HYPERVQ_NO_FAIRSEQ_DEP"):
     install_requires += FAIRSEQ
 
+# configs/ (YAML only) installs as hypervq_fairseq.configs, one package per folder
+CONFIG_PACKAGES = ["hypervq_fairseq.configs"] + [
+    "hypervq_fairseq.configs." + d for d in sorted(os.listdir("configs")) if os.path.isdir(os.path.join("configs", d))
+    and not d.startswith(("_", "."))
+]
+
 setup(
     name="hypervq-fairseq",
-    version="0.1.0",
+    version="0.2.0",
     description="HyperVQ (hyperbolic MLR vector quantization) for fairseq wav2vec 2.0, with vision trainers",
     long_description=open("README.md", encoding="utf-8").read() if os.path.exists("README.md") else "",
     long_description_content_type="text/markdown",
@@ -45,9 +51,9 @@ setup(
     # hydra_plugins is a namespace package shared with other Hydra plugins (no __init__.py)
     packages=find_packages(include=["hypervq_fairseq", "hypervq_fairseq.*"])
     + find_namespace_packages(include=["hydra_plugins", "hydra_plugins.*"])
-    + ["hypervq_fairseq.configs"],
+    + CONFIG_PACKAGES,
     package_dir={"hypervq_fairseq.configs": "configs"},
-    package_data={"hypervq_fairseq.configs": ["*.yaml", "**/*.yaml"]},
+    package_data={name: ["*.yaml"] for name in CONFIG_PACKAGES},
     include_package_data=True,
     install_requires=install_requires,
     extras_require={
@@ -63,6 +69,8 @@ setup(
             "hypervq-pretrain=hypervq_fairseq.tools.launch:main",
             "hypervq-tokenize=hypervq_fairseq.tools.tokenize:main",
             "hypervq-codebook-report=hypervq_fairseq.tools.codebook_report:main",
+            "hypervq-labels=hypervq_fairseq.tools.labels:main",
+            "hypervq-download=hypervq_fairseq.tools.download:main",
             "hypervq-vision=hypervq_fairseq.vision.cli:main",
         ],
     },

@@ -33,9 +33,9 @@ SAMPLE_RATE = 16000
 
 
 def build(kind: str):
-    import hypervq_fairseq.models  # noqa: F401  (registers hypervq_wav2vec2)
+    import hypervq_fairseq  # noqa: F401  (registers hypervq_wav2vec2)
     from fairseq.models.wav2vec.wav2vec2 import Wav2Vec2Model
-    from hypervq_fairseq.models.hypervq_wav2vec2 import HyperVQWav2Vec2Config, HyperVQWav2Vec2Model
+    from hypervq_fairseq.fairseq.models import HyperVQWav2Vec2Config, HyperVQWav2Vec2Model
 
     cfg = HyperVQWav2Vec2Config(
         quantize_targets=True, final_dim=256, encoder_layerdrop=0.05, dropout_input=0.1,

@@ -26,12 +26,14 @@ import time
 
 import torch
 
-from hypervq_fairseq.reliability import atomic_checkpoint
-from hypervq_fairseq.reliability.runs import run, train_command, quiet_env
+from hypervq_fairseq import files as atomic_files
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+from helpers.runs import quiet_env, run, train_command  # noqa: E402  (the tests' driver of real runs)
 
 COPIER = textwrap.dedent("""
     import importlib.util, shutil, sys
-    spec = importlib.util.spec_from_file_location("atomic_checkpoint", sys.argv[4])
+    spec = importlib.util.spec_from_file_location("atomic_files", sys.argv[4])
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     copy = module.atomic_copy if sys.argv[3] == "atomic" else shutil.copyfile
@@ -50,7 +52,7 @@ def copy_trials(kind: str, trials: int, size_mb: int, folder: str) -> dict:
     for _ in range(trials):
         with open(dst, "wb") as f:
             f.write(b"old")
-        proc = subprocess.Popen([sys.executable, "-c", COPIER, src, dst, kind, atomic_checkpoint.__file__],
+        proc = subprocess.Popen([sys.executable, "-c", COPIER, src, dst, kind, atomic_files.__file__],
                                 stdout=subprocess.PIPE, text=True)
         proc.stdout.readline()
         deadline = time.monotonic() + 20

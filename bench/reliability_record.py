@@ -15,12 +15,14 @@ import math
 import os
 import re
 import shutil
+import sys
 import tempfile
 
 import numpy as np
 import soundfile as sf
 
-from hypervq_fairseq.reliability.runs import run, train_command
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+from helpers.runs import run, train_command  # noqa: E402  (the tests' driver of real runs)
 
 ERROR_LINE = re.compile(r"^([A-Za-z_][\w.]*(Error|Exception|Interrupt)|AssertionError|Exception)(: .*)?$")
 FRAME = re.compile(r'^\s*File "([^"]+)", line (\d+), in (\S+)')

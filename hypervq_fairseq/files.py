@@ -18,9 +18,11 @@ only when all of them succeeded.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Union
 
@@ -149,15 +151,30 @@ def atomic_copy(src: PathLike, dst: PathLike) -> Path:
     return atomic_write(dst, write)
 
 
+@contextlib.contextmanager
+def _signals_deferred():
+    """Hold SIGINT and SIGTERM back for a few renames (main thread only; a no-op elsewhere)."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    try:
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    except (AttributeError, ValueError, OSError):
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 def atomic_write_all(files: Mapping[PathLike, Union[Writer, str, bytes, list]]) -> list:
     """Write several files so that either all of them are replaced or none is.
 
     ``files`` maps each destination to a writer callable, a ``str`` (text), ``bytes`` or a list
     of lines. Every temporary file is written first; if any write fails (a folder in the way, a
     full disk, Ctrl-C) every temporary is removed and no destination has changed. Only then are
-    they renamed, one ``os.replace`` each: a crash during that last, short phase can leave some
-    destinations new and others old, which the caller's error message cannot hide, so the
-    renames happen in the order given and stop at the first failure with the rest untouched.
+    they renamed, one ``os.replace`` each, with Ctrl-C and SIGTERM held back until the last one is
+    done. A rename that fails (or a SIGKILL) in that short phase leaves the earlier destinations
+    new and the rest untouched.
     """
     staged = []
     try:
@@ -177,16 +194,39 @@ def atomic_write_all(files: Mapping[PathLike, Union[Writer, str, bytes, list]]) 
             tmp.unlink(missing_ok=True)
         raise
     done = []
-    try:
-        for tmp, path in staged:
-            os.replace(tmp, path)
-            done.append(path)
-    finally:
-        for tmp, _ in staged[len(done):]:
-            tmp.unlink(missing_ok=True)
+    with _signals_deferred():  # Ctrl-C waits until the set is consistent again
+        try:
+            for tmp, path in staged:
+                os.replace(tmp, path)
+                done.append(path)
+        finally:
+            for tmp, _ in staged[len(done):]:
+                tmp.unlink(missing_ok=True)
     for folder in {p.parent for p in done}:
         _fsync_folder(folder)
     return done
+
+
+def check_writable_folder(folder: PathLike, *, what: str = "output folder") -> Path:
+    """Fail now, naming ``folder``, if it could not be created or written; creates nothing.
+
+    Commands call this before long work (scanning LibriSpeech, encoding a dataset), so that an
+    ``--out`` under a file or in a read-only place is reported at once, not after an hour.
+    """
+    from .errors import OutputError
+
+    folder = Path(folder)
+    probe = folder
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        raise OutputError(f"{what} {folder}: cannot be created, {probe} is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        whose = "is not writable" if probe == folder else f"cannot be created: {probe} is not writable"
+        raise OutputError(f"{what} {folder} {whose}")
+    return folder
 
 
 def remove_stale_temporaries(folder: PathLike, pattern: str = "*") -> list:

@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny real-speech corpus and its fairseq manifests, built once per session."""
+"""Shared fixtures, built once per session: a tiny real-speech corpus, its fairseq manifests, and a
+tiny HyperVQ pretraining checkpoint made by the real fairseq-hydra-train."""
 import pytest
 
 from hypervq_fairseq.data.demo_corpus import build_demo_corpus
@@ -20,3 +21,17 @@ def tiny_speech_manifest(tiny_speech_corpus, tmp_path_factory):
     build_manifests(tiny_speech_corpus, out, train_subsets=["train-demo"], valid_subsets=["dev-demo"],
                     workers=1, progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def pretrained_checkpoint(tiny_speech_manifest, tmp_path_factory):
+    """``checkpoint_last.pt`` of 2 updates of ``hypervq_w2v2_tiny`` on the tiny real-speech corpus (made once)."""
+    from helpers.runs import run_console
+
+    work = tmp_path_factory.mktemp("hypervq_pretrained")
+    run_console("fairseq-hydra-train", "--config-name", "hypervq_w2v2_tiny", f"task.data={tiny_speech_manifest}",
+                f"checkpoint.save_dir={work / 'ckpt'}", "optimization.max_update=2",
+                f"hydra.run.dir={work / 'hydra'}", cwd=work)
+    ckpt = work / "ckpt" / "checkpoint_last.pt"
+    assert ckpt.exists()
+    return ckpt

@@ -4,7 +4,8 @@ import math
 import subprocess
 import sys
 
-from hypervq_fairseq.tools.demo import format_table, parse_log, summarize
+from hypervq_fairseq.eval.logs import read_json_records
+from hypervq_fairseq.tools.demo import format_table, summarize
 
 
 def test_demo_runs_end_to_end(tmp_path):
@@ -23,7 +24,7 @@ def test_demo_runs_end_to_end(tmp_path):
     for png in ("perplexity.png", "valid.png"):
         assert (work / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # the table is computed from the logs the runs wrote
-    log = parse_log(work / "hypervq" / "train.log")
+    log = read_json_records(work / "hypervq" / "train.log")
     assert [int(r["num_updates"]) for r in log["valid"]][-1] == 2
     again = summarize(log, results["chance"])
     assert again == results["results"]["HyperVQ"]

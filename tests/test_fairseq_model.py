@@ -1,6 +1,7 @@
 """The registered hypervq_wav2vec2 model, in process: quantizer swap, stock features, monitoring."""
 import dataclasses
 import math
+import os
 
 import pytest
 import torch
@@ -10,9 +11,9 @@ fairseq = pytest.importorskip("fairseq")  # part of install_requires; skip only 
 from fairseq.models import MODEL_DATACLASS_REGISTRY, MODEL_REGISTRY  # noqa: E402
 from fairseq.modules import GumbelVectorQuantizer  # noqa: E402
 
-import hypervq_fairseq.models  # noqa: E402,F401
-from hypervq_fairseq.models._user_dir_guard import UserDirConflictError, check_user_dir  # noqa: E402
-from hypervq_fairseq.models.hypervq_wav2vec2 import (  # noqa: E402
+import hypervq_fairseq  # noqa: E402,F401  (registers the model and the task)
+from hypervq_fairseq.fairseq.patches import UserDirConflictError, check_user_dir  # noqa: E402
+from hypervq_fairseq.fairseq.models.hypervq_wav2vec2 import (  # noqa: E402
     DeadCodeMonitor,
     HyperVQWav2Vec2Config,
     HyperVQWav2Vec2Model,
@@ -146,7 +147,7 @@ def test_bad_hyperbolic_options_are_named():
 
 
 def test_user_dir_guard(tmp_path):
-    installed = hypervq_fairseq.models.__file__.rsplit("/models/", 1)[0]
+    installed = os.path.dirname(hypervq_fairseq.__file__)
     check_user_dir(None)
     check_user_dir(installed)                   # the loaded copy: fine
     check_user_dir(str(tmp_path / "elsewhere"))  # another package name: not ours to judge
@@ -157,7 +158,7 @@ def test_user_dir_guard(tmp_path):
         check_user_dir(str(clone / "hypervq_fairseq"))
     message = str(err.value)
     assert installed in message and f"pip install -e {clone}" in message
-    assert fairseq.utils.import_user_module._hypervq_guarded
+    assert fairseq.utils.import_user_module._hypervq_patch
 
 
 @pytest.mark.parametrize("size", ["", "_tiny"])
@@ -199,16 +200,12 @@ def test_plugin_dataclasses_work_with_fairseq_argparse_tools():
     """fairseq-train/-validate build argparse options from the dataclasses; string annotations
     (``from __future__ import annotations``) break that with 'field should be a type'."""
     import argparse
-    import importlib
-    import importlib.util
 
     from fairseq.dataclass.utils import gen_parser_from_dataclass
     from fairseq.tasks import TASK_DATACLASS_REGISTRY
 
     import hypervq_fairseq
 
-    if importlib.util.find_spec("hypervq_fairseq.tasks") is not None:
-        importlib.import_module("hypervq_fairseq.tasks")
     ours = [dc for dc in list(MODEL_DATACLASS_REGISTRY.values()) + list(TASK_DATACLASS_REGISTRY.values())
             if dc.__module__.startswith(hypervq_fairseq.__name__)]
     assert HyperVQWav2Vec2Config in ours

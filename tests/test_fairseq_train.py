@@ -5,10 +5,11 @@ each later test adds at most one short subprocess (resume, reload, argparse tool
 """
 import math
 import shutil
+from pathlib import Path
 
 import pytest
 
-from fairseq_helpers import REPO, check_ok, hydra_train, json_records, run_tool, tensorboard_scalars
+from helpers.runs import check_ok, hydra_train, json_records, run_tool, tensorboard_scalars
 
 pytest.importorskip("fairseq")
 
@@ -16,6 +17,7 @@ UPDATES = 3
 HYPER_KEYS = ("code_perplexity", "prob_perplexity", "temp", "code_perplexity_g0", "code_perplexity_g1",
               "prob_perplexity_g0", "prob_perplexity_g1", "dead_codes", "hyperbolic_radius")
 TEMP = (2.0, 0.5, 0.995)  # model.latent_temp of the tiny configs
+REPO = Path(__file__).resolve().parents[1]
 PACKAGE_DIR = REPO / "hypervq_fairseq"
 
 
@@ -81,7 +83,7 @@ def test_checkpoints_reload_in_a_fresh_process(runs, tmp_path):
     script = tmp_path / "reload.py"
     script.write_text(
         "import sys, torch\n"
-        "import hypervq_fairseq.models  # registers hypervq_wav2vec2 with fairseq\n"
+        "import hypervq_fairseq  # registers hypervq_wav2vec2 with fairseq\n"
         "from fairseq import checkpoint_utils\n"
         "for path in sys.argv[1:]:\n"
         "    models, cfg, task = checkpoint_utils.load_model_ensemble_and_task([path])\n"

@@ -11,8 +11,9 @@ import torch
 
 import hypervq_fairseq.configs
 from hypervq_fairseq.data import labels
-from hypervq_fairseq.tools import tokenize
-from pretrained_checkpoint import pretrained_checkpoint, run_console  # noqa: F401  (fixture)
+from hypervq_fairseq.fairseq.checkpoints import NoQuantizerError, load_pretrained
+from hypervq_fairseq.tools import labels as labels_tool
+from helpers.runs import run_console
 
 FINETUNE_CONFIGS = Path(hypervq_fairseq.configs.__file__).parent / "finetune"
 
@@ -41,7 +42,7 @@ def test_letter_and_word_labels(tiny_speech_manifest, tmp_path):
     from fairseq.data.data_utils import post_process
 
     data = copy_manifests(tiny_speech_manifest, tmp_path / "data")
-    assert labels.main([str(data), "--sentencepiece", "40"]) == 0
+    assert labels_tool.main([str(data), "--sentencepiece", "40"]) == 0
     for split in ("train", "valid"):
         words = (data / f"{split}.wrd").read_text().splitlines()
         letters = (data / f"{split}.ltr").read_text().splitlines()
@@ -110,8 +111,8 @@ def test_finetune_hypervq_checkpoint_and_wer(pretrained_checkpoint, tiny_speech_
     assert float(match.group(1)) == pytest.approx(wer, abs=0.01)
 
     # 3. a fine-tuned model has no quantizer: the token dump says so and names the pretraining checkpoint
-    with pytest.raises(tokenize.NoQuantizerError, match=r"fine-tuned 'wav2vec_ctc'.*" + re.escape(str(pretrained_checkpoint))):
-        tokenize.load_tokenizer_model(save / "checkpoint_last.pt")
+    with pytest.raises(NoQuantizerError, match=r"fine-tuned 'wav2vec_ctc'.*" + re.escape(str(pretrained_checkpoint))):
+        load_pretrained(save / "checkpoint_last.pt")
 
 
 @pytest.mark.parametrize("step", ["05_tokens.sh", "06_labels.sh", "07_finetune.sh", "08_decode.sh", "09_demo_asr.sh"])

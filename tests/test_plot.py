@@ -71,15 +71,15 @@ def test_one_run_draws_one_colour(tmp_path):
 
 def test_errors_name_the_problem(tmp_path, capsys):
     write_tensorboard_run(tmp_path / "tb", [1.0, 2.0])
-    assert plot.main([str(tmp_path / "missing"), "-o", str(tmp_path / "a.png")]) == 2
+    assert plot.main([str(tmp_path / "missing"), "-o", str(tmp_path / "a.png")]) == 1
     assert "missing: no such run" in capsys.readouterr().err
-    assert plot.main([str(tmp_path / "tb"), "--keys", "nope", "-o", str(tmp_path / "a.png")]) == 2
+    assert plot.main([str(tmp_path / "tb"), "--keys", "nope", "-o", str(tmp_path / "a.png")]) == 1
     err = capsys.readouterr().err
     assert "'nope'" in err and "code_perplexity" in err
-    assert plot.main([str(tmp_path / "tb"), "--split", "valid", "-o", str(tmp_path / "a.png")]) == 2
+    assert plot.main([str(tmp_path / "tb"), "--split", "valid", "-o", str(tmp_path / "a.png")]) == 1
     assert "train_inner" in capsys.readouterr().err  # names the splits it found
     (tmp_path / "empty.log").write_text("nothing here\n")
-    assert plot.main([str(tmp_path / "empty.log"), "-o", str(tmp_path / "a.png")]) == 2
+    assert plot.main([str(tmp_path / "empty.log"), "-o", str(tmp_path / "a.png")]) == 1
     assert "log_format=json" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         plot.main([str(tmp_path / "tb"), "--label", "a", "--label", "b"])

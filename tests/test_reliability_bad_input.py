@@ -14,9 +14,10 @@ import pytest
 import soundfile as sf
 from omegaconf import OmegaConf
 
-from hypervq_fairseq.reliability import AudioInputError, ConfigError, check_model_config, check_precision
-from hypervq_fairseq.reliability.runs import run, train_command
-from hypervq_fairseq.tasks import CheckedFileAudioDataset, HyperVQAudioPretrainingConfig, HyperVQAudioPretrainingTask
+from hypervq_fairseq.errors import AudioInputError, ConfigError
+from hypervq_fairseq.fairseq.config_checks import check_model_config, check_precision
+from helpers.runs import run, train_command
+from hypervq_fairseq.fairseq.tasks import CheckedFileAudioDataset, HyperVQAudioPretrainingConfig, HyperVQAudioPretrainingTask
 
 COMMON = {"tpu": False, "seed": 1, "fp16": False, "fp16_no_flatten_grads": False, "memory_efficient_fp16": False}
 

@@ -2,7 +2,7 @@
 
 Stock fairseq 0.12 cannot do this on a machine without CUDA (ZeroDivisionError in its launcher
 inference, then ``torch.cuda.ByteTensor`` in ``all_gather_list``); the plugin's
-``reliability/cpu_distributed.py`` fixes both when ``hypervq_fairseq.tasks`` is imported, which
+``hypervq_fairseq/fairseq/patches.py`` fixes both when ``hypervq_fairseq`` is imported, which
 the installed Hydra plugin does. The run must train, log the usual metrics aggregated over both
 processes, and save a checkpoint that loads.
 """
@@ -14,7 +14,7 @@ import sys
 import pytest
 import torch
 
-from hypervq_fairseq.reliability.runs import quiet_env, run, train_command
+from helpers.runs import quiet_env, run, train_command
 
 
 def _free_port() -> int:
@@ -66,8 +66,7 @@ def test_each_update_gathers_one_batch_from_each_process(two_process_run, tiny_s
 
 
 def test_checkpoint_of_the_two_process_run_loads(two_process_run):
-    import hypervq_fairseq.models  # noqa: F401
-    import hypervq_fairseq.tasks  # noqa: F401
+    import hypervq_fairseq  # noqa: F401
     from fairseq import checkpoint_utils
 
     _, save = two_process_run

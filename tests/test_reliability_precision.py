@@ -18,10 +18,10 @@ from omegaconf import OmegaConf
 
 from fairseq.criterions.wav2vec_criterion import Wav2vecCriterion
 
-import hypervq_fairseq.models  # noqa: F401
-from hypervq_fairseq.models.hypervq_wav2vec2 import HyperVQWav2Vec2Config, HyperVQWav2Vec2Model
+import hypervq_fairseq  # noqa: F401
+from hypervq_fairseq.fairseq.models.hypervq_wav2vec2 import HyperVQWav2Vec2Config, HyperVQWav2Vec2Model
 from hypervq_fairseq.quantizers import HyperbolicVectorQuantizer
-from hypervq_fairseq.reliability.runs import run, train_command
+from helpers.runs import run, train_command
 
 HALF = (torch.float16, torch.bfloat16)
 TINY = dict(quantize_targets=True, conv_feature_layers="[(32, 10, 5)] + [(32, 3, 2)] * 4 + [(32, 2, 2)] * 2",
@@ -64,7 +64,7 @@ def speech_batch(tiny_speech_manifest):
     """A real batch from the tiny corpus through the task's dataset and collater."""
     from omegaconf import OmegaConf
 
-    from hypervq_fairseq.tasks import HyperVQAudioPretrainingConfig, HyperVQAudioPretrainingTask
+    from hypervq_fairseq.fairseq.tasks import HyperVQAudioPretrainingConfig, HyperVQAudioPretrainingTask
 
     cfg = OmegaConf.structured(HyperVQAudioPretrainingConfig(data=str(tiny_speech_manifest), max_sample_size=16000,
                                                              min_sample_size=4000))

@@ -16,8 +16,8 @@ import time
 import pytest
 import torch
 
-from hypervq_fairseq.reliability import atomic_checkpoint
-from hypervq_fairseq.reliability.runs import after_update, run, train_command
+from hypervq_fairseq import files as atomic_files
+from helpers.runs import after_update, run, train_command
 
 OVERRIDES = ["task._name=hypervq_audio_pretraining", "optimization.max_update=7",
              "checkpoint.save_interval_updates=3", "checkpoint.keep_interval_updates=1"]
@@ -74,7 +74,7 @@ def test_resumed_run_finishes_with_a_loadable_checkpoint(killed_and_resumed):
 
 COPIER = textwrap.dedent("""
     import importlib.util, sys
-    spec = importlib.util.spec_from_file_location("atomic_checkpoint", sys.argv[3])  # no torch import: fast start
+    spec = importlib.util.spec_from_file_location("atomic_files", sys.argv[3])  # no torch import: fast start
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     atomic_copy = module.atomic_copy
@@ -92,7 +92,7 @@ def test_kill_during_checkpoint_copy_leaves_old_or_new_file(tmp_path):
     dst.write_bytes(b"old checkpoint")
     seen_partial_tmp = 0
     for attempt in range(3):
-        proc = subprocess.Popen([sys.executable, "-c", COPIER, str(src), str(dst), atomic_checkpoint.__file__],
+        proc = subprocess.Popen([sys.executable, "-c", COPIER, str(src), str(dst), atomic_files.__file__],
                                 stdout=subprocess.PIPE, text=True)
         assert proc.stdout.readline().strip() == "ready"
         deadline = time.monotonic() + 20
@@ -125,12 +125,13 @@ def test_fairseq_checkpoint_copies_go_through_the_atomic_copy(tmp_path):
     from fairseq import checkpoint_utils
     from fairseq.file_io import PathManager
 
-    from hypervq_fairseq.reliability import install_atomic_checkpoint_copy
+    from hypervq_fairseq.fairseq.patches import patch_atomic_checkpoint_copy
 
     original = PathManager.__dict__["copy"]
     try:
-        install_atomic_checkpoint_copy()
-        assert checkpoint_utils.PathManager is PathManager and getattr(PathManager.copy, "_hypervq_atomic", False)
+        PathManager.copy = staticmethod(original.__func__ if hasattr(original, "__func__") else original)
+        patch_atomic_checkpoint_copy()
+        assert checkpoint_utils.PathManager is PathManager and getattr(PathManager.copy, "_hypervq_patch", False)
         (tmp_path / "a.pt").write_bytes(b"x" * 1000)
         assert PathManager.copy(str(tmp_path / "a.pt"), str(tmp_path / "b.pt"), overwrite=True)
         assert (tmp_path / "b.pt").read_bytes() == b"x" * 1000
@@ -163,12 +164,11 @@ def test_loading_without_the_plugin_says_how_to_get_it(killed_and_resumed, tmp_p
     last = proc.stderr.strip().splitlines()[-1]
     assert "hypervq_audio_pretraining" in last
     assert "pip install hypervq-fairseq" in last and "common.user_dir=" in last
-    assert "import hypervq_fairseq.models, hypervq_fairseq.tasks" in last
+    assert "'import hypervq_fairseq'" in last
 
 
 def test_loading_with_the_plugin_imported_works(killed_and_resumed):
-    import hypervq_fairseq.models  # noqa: F401
-    import hypervq_fairseq.tasks  # noqa: F401
+    import hypervq_fairseq  # noqa: F401  (all a user needs)
     from fairseq import checkpoint_utils
 
     models, cfg, task = checkpoint_utils.load_model_ensemble_and_task([str(killed_and_resumed[3] / "checkpoint_last.pt")])
@@ -181,7 +181,7 @@ def test_masks_follow_seed_and_update_and_numpy_is_restored():
     import numpy as np
     from fairseq.data import data_utils
 
-    from hypervq_fairseq.reliability.determinism import seeded_numpy
+    from hypervq_fairseq.fairseq.patches import seeded_numpy
 
     def masks():
         return data_utils.compute_mask_indices((4, 200), None, 0.65, 10, min_masks=2)
@@ -200,7 +200,7 @@ def test_masks_follow_seed_and_update_and_numpy_is_restored():
 def test_crops_follow_seed_epoch_and_batch(tiny_speech_manifest):
     from omegaconf import OmegaConf
 
-    from hypervq_fairseq.tasks import HyperVQAudioPretrainingConfig, HyperVQAudioPretrainingTask
+    from hypervq_fairseq.fairseq.tasks import HyperVQAudioPretrainingConfig, HyperVQAudioPretrainingTask
 
     cfg = OmegaConf.structured(HyperVQAudioPretrainingConfig(data=str(tiny_speech_manifest), max_sample_size=8000))
     root = OmegaConf.create({"common": {"tpu": False, "seed": 1, "fp16": False, "fp16_no_flatten_grads": False,

@@ -6,6 +6,7 @@ reference for combined ids is fairseq's ``GumbelVectorQuantizer.to_codebook_inde
 import json
 import math
 import os
+import re
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -15,30 +16,33 @@ import pytest
 import soundfile as sf
 import torch
 
+from hypervq_fairseq.data.manifest import read_manifest
+from hypervq_fairseq.errors import AudioInputError, CheckpointError
+from hypervq_fairseq.eval.tokens import TokenizeError, dump_tokens, read_token_file
+from hypervq_fairseq.fairseq.checkpoints import NoQuantizerError, PretrainedModel, load_pretrained
+from hypervq_fairseq.fairseq.encode import encode
 from hypervq_fairseq.tools import codebook_report, tokenize
-from pretrained_checkpoint import pretrained_checkpoint  # noqa: F401  (fixture)
 
 
 @pytest.fixture
 def tm(pretrained_checkpoint):
-    return tokenize.load_tokenizer_model(pretrained_checkpoint)
+    return load_pretrained(pretrained_checkpoint)
 
 
 def manifest_rows(manifest):
-    root, rows = tokenize.read_manifest(manifest)
+    root, rows = read_manifest(manifest)
     return root, [r for r, _ in rows]
 
 
 def test_tokens_equal_quantize_on_each_utterance(pretrained_checkpoint, tiny_speech_manifest, tm, tmp_path):
     out = tmp_path / "train.tok"
-    summary = tokenize.dump_tokens(pretrained_checkpoint, tiny_speech_manifest / "train.tsv", out,
-                                   max_tokens=200_000, batch_size=8, progress=False, tm=tm)
+    summary = dump_tokens(tm, tiny_speech_manifest / "train.tsv", out, max_tokens=200_000, batch_size=8, progress=False)
     root, keys = manifest_rows(tiny_speech_manifest / "train.tsv")
     assert summary["finished"] and summary["encoded"] == len(keys)
     lines = out.read_text().splitlines()
     assert [line.split("\t")[0] for line in lines] == keys  # manifest order once finished
 
-    tokens = tokenize.read_token_file(out, tm.groups, tm.num_vars, combine=False)
+    ids = read_token_file(out)
     model = tm.model
     distinct = set()
     for key in keys:
@@ -47,13 +51,15 @@ def test_tokens_equal_quantize_on_each_utterance(pretrained_checkpoint, tiny_spe
             _, ref = model.quantize(torch.from_numpy(wav)[None])  # one utterance, no padding
         ref = ref[0]
         frames = int(model._get_feat_extract_output_lengths(torch.tensor(len(wav))))
-        assert tokens[key].shape == (frames, tm.groups) == ref.shape
-        assert torch.equal(tokens[key], ref), key
+        assert ids[key].shape == (frames, tm.groups) == ref.shape
+        assert torch.equal(ids[key], ref), key
         distinct.update(map(tuple, ref.tolist()))
     assert len(distinct) > 1  # the check above is not trivially true
     meta = json.loads((tmp_path / "train.tok.json").read_text())
     assert (meta["groups"], meta["num_vars"], meta["combine"]) == (tm.groups, tm.num_vars, False)
-    assert meta["frame_rate"] == 50.0
+    assert meta["frame_rate"] == 50.0 and meta["complete"] and meta["utterances"] == len(keys)
+    assert meta["frames"] == sum(len(v) for v in ids.values())
+    assert not (tmp_path / "train.tok.partial").exists()
 
 
 def test_combined_ids_are_fairseqs_codebook_index(pretrained_checkpoint, tiny_speech_manifest, tm, tmp_path):
@@ -62,9 +68,11 @@ def test_combined_ids_are_fairseqs_codebook_index(pretrained_checkpoint, tiny_sp
     per_group = tmp_path / "g.tok"
     combined = tmp_path / "c.tok"
     manifest = tiny_speech_manifest / "valid.tsv"
-    tokenize.dump_tokens(pretrained_checkpoint, manifest, per_group, progress=False, tm=tm)
-    tokenize.main([str(pretrained_checkpoint), str(manifest), "--out", str(combined), "--combine", "--no-progress"])
-    groups = tokenize.read_token_file(per_group, tm.groups, tm.num_vars, combine=False)
+    dump_tokens(tm, manifest, per_group, progress=False)
+    assert tokenize.main([str(pretrained_checkpoint), str(manifest), "--out", str(combined), "--combine",
+                          "--no-progress"]) == 0
+    groups = read_token_file(per_group)
+    assert {k: v.tolist() for k, v in read_token_file(combined).items()} == {k: v.tolist() for k, v in groups.items()}
     fake = SimpleNamespace(groups=tm.groups, num_vars=tm.num_vars)
     for line in combined.read_text().splitlines():
         key, body = line.split("\t")
@@ -76,7 +84,7 @@ def test_combined_ids_are_fairseqs_codebook_index(pretrained_checkpoint, tiny_sp
 def test_resume_after_a_crash_and_a_cut_line(pretrained_checkpoint, tiny_speech_manifest, tm, tmp_path):
     root, keys = manifest_rows(tiny_speech_manifest / "train.tsv")
     reference = tmp_path / "reference.tok"
-    tokenize.dump_tokens(pretrained_checkpoint, tiny_speech_manifest / "train.tsv", reference, progress=False, tm=tm)
+    dump_tokens(tm, tiny_speech_manifest / "train.tsv", reference, progress=False)
 
     # a manifest over links to the audio, so that one file can vanish and come back
     links = tmp_path / "audio"
@@ -86,61 +94,106 @@ def test_resume_after_a_crash_and_a_cut_line(pretrained_checkpoint, tiny_speech_
     manifest = tmp_path / "train.tsv"
     manifest.write_text("\n".join([str(links)] + (tiny_speech_manifest / "train.tsv").read_text().splitlines()[1:]) + "\n")
 
-    # 1. a run stops after 10 utterances (--limit)
-    out = tmp_path / "train.tok"
-    s = tokenize.dump_tokens(pretrained_checkpoint, manifest, out, limit=10, batch_size=4, progress=False, tm=tm)
+    # 1. a run stops after 10 utterances (--limit): nothing at the final path, readers refuse it
+    out, partial = tmp_path / "train.tok", tmp_path / "train.tok.partial"
+    s = dump_tokens(tm, manifest, out, limit=10, batch_size=4, progress=False)
     assert (s["encoded"], s["finished"]) == (10, False)
-    assert len(out.read_text().splitlines()) == 10
+    assert len(partial.read_text().splitlines()) == 10 and not out.exists()
+    with pytest.raises(TokenizeError, match=r"unfinished \(10 of 36 utterances.*rerun"):
+        read_token_file(out)
 
     # 2. a run crashes on an unreadable file; what it wrote before is kept, line by line
     shortest = min(keys, key=lambda k: sf.info(str(links / k)).frames)  # encoded last (longest first)
     (links / shortest).unlink()
-    with pytest.raises(tokenize.TokenizeError, match="cannot read audio"):
-        tokenize.dump_tokens(pretrained_checkpoint, manifest, out, batch_size=4, progress=False, tm=tm)
-    written = out.read_text().splitlines()
+    with pytest.raises(AudioInputError, match="missing file"):
+        dump_tokens(tm, manifest, out, batch_size=4, progress=False)
+    written = partial.read_text().splitlines()
     assert 10 < len(written) < len(keys) and not any(line.startswith(shortest + "\t") for line in written)
     (links / shortest).symlink_to(Path(root) / shortest)
 
     # 3. the process died while writing a line: its half stays without a newline
     ref_lines = {line.split("\t")[0]: line for line in reference.read_text().splitlines()}
     pending = next(k for k in keys if k not in {line.split("\t")[0] for line in written})
-    with open(out, "a") as f:
+    with open(partial, "a") as f:
         f.write(ref_lines[pending][: len(ref_lines[pending]) // 2])
 
     # 4. resuming redoes the cut line, skips the finished ones, and ends with the reference file
-    s = tokenize.dump_tokens(pretrained_checkpoint, manifest, out, batch_size=4, progress=False, tm=tm)
+    s = dump_tokens(tm, manifest, out, batch_size=4, progress=False)
     assert s["finished"] and s["skipped"] == len(written) and s["encoded"] == len(keys) - len(written)
-    assert out.read_text() == reference.read_text()
-    s = tokenize.dump_tokens(pretrained_checkpoint, manifest, out, progress=False, tm=tm)  # nothing left
+    assert out.read_text() == reference.read_text() and not partial.exists()
+    s = dump_tokens(tm, manifest, out, progress=False)  # nothing left
     assert (s["encoded"], s["skipped"]) == (0, len(keys))
 
     # resuming with other settings, or over a foreign file, is refused
-    with pytest.raises(tokenize.TokenizeError, match="combine"):
-        tokenize.dump_tokens(pretrained_checkpoint, manifest, out, combine=True, progress=False, tm=tm)
+    with pytest.raises(TokenizeError, match="combine"):
+        dump_tokens(tm, manifest, out, combine=True, progress=False)
     foreign = tmp_path / "foreign.tok"
     foreign.write_text("x\t1\n")
-    with pytest.raises(tokenize.TokenizeError, match="not a token file"):
-        tokenize.dump_tokens(pretrained_checkpoint, manifest, foreign, progress=False, tm=tm)
+    with pytest.raises(TokenizeError, match="not a token file"):
+        dump_tokens(tm, manifest, foreign, progress=False)
+
+
+def test_readers_refuse_partial_and_damaged_token_files(tm, tiny_speech_manifest, tmp_path, capsys):
+    """A cut, emptied or foreign token file is refused by name, with how to finish it; exit 1, no traceback."""
+    out = tmp_path / "valid.tok"
+    dump_tokens(tm, tiny_speech_manifest / "valid.tsv", out, progress=False)
+    good = out.read_text()
+    report = ["--tokens", str(out), "--out", str(tmp_path / "report")]
+    cases = {
+        "cut": (good.splitlines(True)[0], "holds 1 utterances but its sidecar says 4"),
+        "empty": ("", "holds 0 utterances but its sidecar says 4"),
+        "garbage": ("\x00\x01\x02 not ids\n", "expected 'path<TAB>ids'"),
+    }
+    for name, (content, message) in cases.items():
+        out.write_text(content)
+        with pytest.raises(TokenizeError, match=re.escape(message)):
+            read_token_file(out)
+        assert codebook_report.main(report) == 1, name
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    out.unlink()
+    out.mkdir()
+    assert codebook_report.main(report) == 1 and "is a folder" in capsys.readouterr().err
+    out.rmdir()
+    out.write_text(good)
+    meta = json.loads(out.with_name("valid.tok.json").read_text())
+    del meta["num_vars"]
+    out.with_name("valid.tok.json").write_text(json.dumps(meta))
+    assert codebook_report.main(report) == 1 and "lacks num_vars" in capsys.readouterr().err
+    assert not (tmp_path / "report" / "report.json").exists()
 
 
 def test_checkpoint_without_quantizer_is_refused_clearly(pretrained_checkpoint, tiny_speech_manifest, tmp_path, capsys):
     state = torch.load(pretrained_checkpoint, map_location="cpu", weights_only=False)
-    tm = tokenize.load_tokenizer_model(pretrained_checkpoint)
+    tm = load_pretrained(pretrained_checkpoint)
     tm.model.remove_pretraining_modules()
     state["model"] = tm.model.state_dict()
     stripped = tmp_path / "no_quantizer.pt"
     torch.save(state, stripped)
-    with pytest.raises(tokenize.NoQuantizerError, match="no quantizer weights"):
-        tokenize.load_tokenizer_model(stripped)
+    with pytest.raises(NoQuantizerError, match="no quantizer weights"):
+        load_pretrained(stripped)
     rc = tokenize.main([str(stripped), str(tiny_speech_manifest / "valid.tsv"), "--out", str(tmp_path / "x.tok")])
     assert rc == 1 and "no quantizer" in capsys.readouterr().err
     assert not (tmp_path / "x.tok").exists()
 
+    # a checkpoint cut short (killed copy) or a folder: one line naming it, for every tool that loads one
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(pretrained_checkpoint.read_bytes()[:50_000])
+    with pytest.raises(CheckpointError, match="incomplete or damaged"):
+        load_pretrained(cut)
+    for bad in (cut, tmp_path):
+        rc = tokenize.main([str(bad), str(tiny_speech_manifest / "valid.tsv"), "--out", str(tmp_path / "y.tok")])
+        err = capsys.readouterr().err
+        assert rc == 1 and str(bad) in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+        rc = codebook_report.main(["--checkpoint", str(bad), "--manifest", str(tiny_speech_manifest / "valid.tsv"),
+                                   "--out", str(tmp_path / "r")])
+        err = capsys.readouterr().err
+        assert rc == 1 and str(bad) in err and "Traceback" not in err, err
+
 
 def test_codebook_report_counts_and_plots(pretrained_checkpoint, tiny_speech_manifest, tm, tmp_path, capsys):
     out = tmp_path / "train.tok"
-    tokenize.dump_tokens(pretrained_checkpoint, tiny_speech_manifest / "train.tsv", out, combine=True,
-                         progress=False, tm=tm)
+    dump_tokens(tm, tiny_speech_manifest / "train.tsv", out, combine=True, progress=False)
     assert codebook_report.main(["--tokens", str(out), "--out", str(tmp_path / "report")]) == 0
     report = json.loads((tmp_path / "report" / "report.json").read_text())
 
@@ -161,7 +214,7 @@ def test_codebook_report_counts_and_plots(pretrained_checkpoint, tiny_speech_man
 
 def test_codebook_report_straight_from_checkpoint(pretrained_checkpoint, tiny_speech_manifest, tmp_path):
     tok = tmp_path / "valid.tok"
-    tokenize.dump_tokens(pretrained_checkpoint, tiny_speech_manifest / "valid.tsv", tok, progress=False)
+    dump_tokens(load_pretrained(pretrained_checkpoint), tiny_speech_manifest / "valid.tsv", tok, progress=False)
     a, b = tmp_path / "a", tmp_path / "b"
     assert codebook_report.main(["--tokens", str(tok), "--out", str(a)]) == 0
     assert codebook_report.main(["--checkpoint", str(pretrained_checkpoint), "--manifest",
@@ -176,7 +229,7 @@ def test_batched_encoding_is_exact_for_both_extractor_modes(mode, tiny_speech_ma
     """Padding must not change ids: GroupNorm over time (default) and per-frame LayerNorm (layer_norm)."""
     import torch.nn.functional as F
 
-    from hypervq_fairseq.models import HyperVQWav2Vec2Config, HyperVQWav2Vec2Model
+    from hypervq_fairseq.fairseq.models import HyperVQWav2Vec2Config, HyperVQWav2Vec2Model
 
     torch.manual_seed(0)
     cfg = HyperVQWav2Vec2Config(extractor_mode=mode, conv_feature_layers="[(32, 10, 5)] + [(32, 3, 2)] * 4 + [(32, 2, 2)] * 2",
@@ -184,12 +237,12 @@ def test_batched_encoding_is_exact_for_both_extractor_modes(mode, tiny_speech_ma
                                 encoder_attention_heads=2, conv_pos=8, conv_pos_groups=4, final_dim=16,
                                 latent_vars=16, latent_groups=2, quantize_targets=True)
     model = HyperVQWav2Vec2Model(cfg).eval()
-    tm = tokenize.TokenizerModel(model=model, groups=2, num_vars=16, frame_stride=320, normalize=True,
-                                 fingerprint="test", model_name="hypervq_wav2vec2")
+    tm = PretrainedModel(model=model, groups=2, num_vars=16, frame_stride=320, normalize=True,
+                         fingerprint="test", model_name="hypervq_wav2vec2", path="in memory")
     root, keys = manifest_rows(tiny_speech_manifest / "valid.tsv")
     waves = [sf.read(os.path.join(root, k), dtype="float32")[0] for k in keys]
     assert len({len(w) for w in waves}) == len(waves)  # really padded
-    batched = tokenize.encode(tm, waves)
+    batched = encode(tm, waves)
     for wav, ids in zip(waves, batched):
         x = torch.from_numpy(wav)
         with torch.no_grad():

@@ -6,9 +6,10 @@ shipped as ``hypervq_fairseq.configs`` (the repository's ``configs/`` folder), s
 ``--config-dir`` is needed.
 
 Inside fairseq's programs (``fairseq`` already imported) the plugin also imports
-``hypervq_fairseq.models``, which registers ``hypervq_wav2vec2``: fairseq composes the config
-before it reads ``common.user_dir``, and an installed plugin should not need one. Outside
-fairseq nothing is imported, so other Hydra apps pay nothing.
+``hypervq_fairseq``, which registers the ``hypervq_wav2vec2`` model and the
+``hypervq_audio_pretraining`` task: fairseq composes the config before it reads
+``common.user_dir``, and an installed plugin should not need one. Outside fairseq nothing is
+imported, so other Hydra apps pay nothing.
 
     fairseq-hydra-train --config-name hypervq_w2v2_tiny task.data=MANIFEST_DIR
 """
@@ -25,8 +26,7 @@ def register_with_fairseq() -> None:
     """Import the fairseq glue if this process runs fairseq (and fairseq finished importing)."""
     fairseq_models = sys.modules.get("fairseq.models")
     if fairseq_models is not None and hasattr(fairseq_models, "register_model"):
-        importlib.import_module("hypervq_fairseq.models")
-        importlib.import_module("hypervq_fairseq.tasks")  # hypervq_audio_pretraining (validating task)
+        importlib.import_module("hypervq_fairseq.fairseq").register()
 
 
 class HyperVQSearchPathPlugin(SearchPathPlugin):

@@ -40,6 +40,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from ..errors import InputError, ManifestError
+
 SAMPLE_RATE = 16000
 ASTERISK_SOUNDS = Path(os.environ.get("HYPERVQ_ASTERISK_SOUNDS", "/usr/share/asterisk/sounds"))
 ASTERISK_PROMPTS_EN = Path("/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz")
@@ -177,13 +179,13 @@ def synthesize_flite(voice: str, text: str) -> np.ndarray:
     """int16 samples at 16 kHz from Debian's ``flite``; fails clearly when it is missing."""
     flite = shutil.which("flite")
     if flite is None:
-        raise RuntimeError("synthetic top-up needs the 'flite' binary (Debian package flite); install it with apt-get")
+        raise ManifestError("synthetic top-up needs the 'flite' binary (Debian package flite); install it with apt-get")
     with tempfile.TemporaryDirectory() as tmp:
         wav = os.path.join(tmp, "out.wav")
         subprocess.run([flite, "-voice", voice, "-t", text, "-o", wav], check=True, capture_output=True)
         audio, sr = sf.read(wav, dtype="int16")
     if sr != SAMPLE_RATE:
-        raise RuntimeError(f"flite voice {voice!r} produced {sr} Hz audio; expected {SAMPLE_RATE} Hz")
+        raise ManifestError(f"flite voice {voice!r} produced {sr} Hz audio; expected {SAMPLE_RATE} Hz")
     return audio if audio.ndim == 1 else audio[:, 0]
 
 
@@ -288,9 +290,9 @@ def build_demo_corpus(
         if meta.get("params") == params:
             return DemoCorpus(root, meta["subsets"], meta["speakers"], reused=True)
     if max_utterances is not None and max_utterances < 1:
-        raise ValueError(f"max_utterances must be >= 1, got {max_utterances}")
+        raise InputError(f"max_utterances must be >= 1, got {max_utterances}")
     if min_seconds > max_seconds:
-        raise ValueError(f"min_seconds ({min_seconds}) is above max_seconds ({max_seconds})")
+        raise InputError(f"min_seconds ({min_seconds}) is above max_seconds ({max_seconds})")
 
     # 1. Real voices, interleaved so that any limit keeps every speaker.
     texts = load_prompt_texts()
@@ -314,7 +316,7 @@ def build_demo_corpus(
             speakers.setdefault(str(utt.speaker), f"flite voice {utt.source.split(':')[1]} (synthetic)")
         chosen += synthetic
     if not chosen:
-        raise RuntimeError(f"no usable speech: no Asterisk G.722 voices under {sounds} and nothing to synthesize")
+        raise ManifestError(f"no usable speech: no Asterisk G.722 voices under {sounds} and nothing to synthesize")
 
     # 3. Write into a sibling folder, then swap it in (never over a folder that is not ours).
     if root.exists() and any(root.iterdir()) and not meta_path.exists():
@@ -326,7 +328,7 @@ def build_demo_corpus(
     try:
         subsets = _write_tree(tmp_root, chosen, train_subset, valid_subset, valid_every, progress)
         if valid_every and subsets[valid_subset]["utterances"] == 0:
-            raise RuntimeError(f"only {len(chosen)} utterances: too few for one validation clip every {valid_every}")
+            raise ManifestError(f"only {len(chosen)} utterances: too few for one validation clip every {valid_every}")
         if not valid_every:
             subsets.pop(valid_subset)
         meta = dict(params=params, subsets=subsets, speakers=speakers,

@@ -18,7 +18,6 @@ must not be fetched again. Standard library only (``urllib``):
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import http.client
 import os
@@ -30,6 +29,8 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from ..errors import HyperVQError, InputError
 
 LIBRISPEECH_URL = "https://www.openslr.org/resources/12"
 LIBRISPEECH_SHA256 = {
@@ -45,7 +46,11 @@ SUBSETS_960H = ("train-clean-100", "train-clean-360", "train-other-500", "dev-cl
 _CHUNK = 1 << 20
 
 
-class ChecksumError(RuntimeError):
+class DownloadError(HyperVQError, RuntimeError):
+    """A download that cannot complete: bad server answer, wrong archive content."""
+
+
+class ChecksumError(DownloadError):
     """The downloaded file's SHA-256 is not the expected one."""
 
 
@@ -73,7 +78,7 @@ def _fetch_once(url: str, part: Path, timeout: float, progress: bool) -> None:
         if offset and response.status == 206:
             content_range = response.headers.get("Content-Range", "")
             if not content_range.startswith(f"bytes {offset}-"):
-                raise RuntimeError(f"{url}: asked for bytes from {offset}, server sent range {content_range!r}")
+                raise DownloadError(f"{url}: asked for bytes from {offset}, server sent range {content_range!r}")
             mode = "ab"
         else:  # 200: the server ignored the range (or there was none); start from zero
             offset, mode = 0, "wb"
@@ -137,7 +142,7 @@ def _extract_subset(archive: Path, root: Path, subset: str) -> Path:
                 tar.extractall(tmp)
         unpacked = Path(tmp) / "LibriSpeech" / subset
         if not unpacked.is_dir():
-            raise RuntimeError(f"{archive} does not hold LibriSpeech/{subset}/")
+            raise DownloadError(f"{archive} does not hold LibriSpeech/{subset}/")
         target.parent.mkdir(parents=True, exist_ok=True)
         for extra in (Path(tmp) / "LibriSpeech").iterdir():  # README, SPEAKERS.TXT, ... once
             if extra.is_file() and not (target.parent / extra.name).exists():
@@ -161,7 +166,7 @@ def fetch_librispeech(root, subsets=SUBSETS_960H, *, base_url: str = LIBRISPEECH
             status[subset] = "present"
             continue
         if subset not in checksums:
-            raise ValueError(f"no checksum known for subset {subset!r}; known: {', '.join(sorted(checksums))}")
+            raise InputError(f"no checksum known for subset {subset!r}; known: {', '.join(sorted(checksums))}")
         archive = download_file(f"{base_url.rstrip('/')}/{subset}.tar.gz", root / f"{subset}.tar.gz",
                                 sha256=checksums[subset], retries=retries, progress=progress)
         _extract_subset(archive, root, subset)
@@ -169,36 +174,3 @@ def fetch_librispeech(root, subsets=SUBSETS_960H, *, base_url: str = LIBRISPEECH
             archive.unlink()
         status[subset] = "downloaded"
     return status
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m hypervq_fairseq.data.download",
-        description="Download LibriSpeech subsets (resumable, SHA-256 verified, present subsets skipped) "
-                    "into ROOT/LibriSpeech/.",
-        epilog="examples:\n  python -m hypervq_fairseq.data.download /data --all-960h\n"
-               "  python -m hypervq_fairseq.data.download /data --subsets dev-clean dev-other --keep-archives\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("root", help="folder that receives LibriSpeech/ (and the archives while downloading)")
-    p.add_argument("--subsets", nargs="+", default=None, help=f"subsets to fetch (known: {', '.join(LIBRISPEECH_SHA256)})")
-    p.add_argument("--all-960h", action="store_true", help=f"fetch {', '.join(SUBSETS_960H)}")
-    p.add_argument("--base-url", default=LIBRISPEECH_URL, help="mirror holding SUBSET.tar.gz files")
-    p.add_argument("--keep-archives", action="store_true", help="keep the .tar.gz files after unpacking")
-    p.add_argument("--retries", type=int, default=5, help="resume attempts after a dropped connection")
-    args = p.parse_args(argv)
-    subsets = args.subsets or (SUBSETS_960H if args.all_960h else None)
-    if not subsets:
-        p.error("name --subsets or --all-960h")
-    try:
-        status = fetch_librispeech(args.root, subsets, base_url=args.base_url, keep_archives=args.keep_archives,
-                                   retries=args.retries)
-    except (ChecksumError, ValueError, RuntimeError, OSError) as e:
-        print(f"download: error: {e}", file=sys.stderr)
-        return 1
-    for subset, state in status.items():
-        print(f"{subset}: {state}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -15,22 +15,20 @@ manifest named:
 
 Transcripts are looked up the LibriSpeech way: ``SPK/CH/SPK-CH-UTT.flac`` is line ``SPK-CH-UTT``
 of ``SPK/CH/SPK-CH.trans.txt``, under the manifest's root (its first line). A missing transcript
-stops everything before anything is written; every file is written atomically.
-
-    python -m hypervq_fairseq.data.labels MANIFEST_DIR --splits train valid
-    python -m hypervq_fairseq.data.labels MANIFEST_DIR --splits train valid --sentencepiece 300
+stops everything before anything is written; all files are replaced together or not at all.
+Console script: ``hypervq-labels`` (:mod:`hypervq_fairseq.tools.labels`).
 """
 from __future__ import annotations
 
-import argparse
 import collections
 import os
 import re
-import sys
 import tempfile
 from pathlib import Path
 
-from .manifest import ManifestError, TranscriptLookup, read_manifest, write_lines_atomic
+from ..errors import ManifestError
+from ..files import atomic_write_all
+from .manifest import TranscriptLookup, read_manifest
 
 WORD_BOUNDARY = "|"
 _ALLOWED = re.compile(r"^[A-Z' ]*$")
@@ -112,19 +110,15 @@ def write_labels(manifest_dir, splits=("train", "valid"), *, dict_split: str = "
     # 1. every transcript first: a missing one fails before any write
     words = {s: transcripts_for(manifest_dir / f"{s}.tsv") for s in splits}
     letters = {s: [letters_of(w) for w in lines] for s, lines in words.items()}
-    written = {}
 
     # 2. words, letters, the letter dictionary
+    outputs = {}
     for s in splits:
-        for ext, lines in (("wrd", words[s]), ("ltr", letters[s])):
-            path = manifest_dir / f"{s}.{ext}"
-            write_lines_atomic(path, lines)
-            written[f"{s}.{ext}"] = path
-    path = manifest_dir / "dict.ltr.txt"
-    write_lines_atomic(path, (f"{sym} {n}" for sym, n in letter_dictionary(letters[dict_split])))
-    written["dict.ltr.txt"] = path
+        outputs[f"{s}.wrd"], outputs[f"{s}.ltr"] = words[s], letters[s]
+    outputs["dict.ltr.txt"] = [f"{sym} {n}" for sym, n in letter_dictionary(letters[dict_split])]
 
     # 3. optional sentencepiece units, trained on the dictionary split's words
+    model = None
     if sentencepiece:
         import sentencepiece as spm
 
@@ -132,44 +126,11 @@ def write_labels(manifest_dir, splits=("train", "valid"), *, dict_split: str = "
         sp = spm.SentencePieceProcessor(model_file=str(model))
         pieces = {s: [" ".join(sp.encode(w, out_type=str)) for w in lines] for s, lines in words.items()}
         for s in splits:
-            path = manifest_dir / f"{s}.spm"
-            write_lines_atomic(path, pieces[s])
-            written[f"{s}.spm"] = path
-        path = manifest_dir / "dict.spm.txt"
-        write_lines_atomic(path, (f"{sym} {n}" for sym, n in letter_dictionary(pieces[dict_split])))
-        written["dict.spm.txt"] = path
+            outputs[f"{s}.spm"] = pieces[s]
+        outputs["dict.spm.txt"] = [f"{sym} {n}" for sym, n in letter_dictionary(pieces[dict_split])]
+
+    atomic_write_all({manifest_dir / name: lines for name, lines in outputs.items()})
+    written = {name: manifest_dir / name for name in outputs}
+    if model is not None:
         written["spm.model"] = model
     return written
-
-
-EXAMPLES = """examples:
-  # letters + words for the demo manifests (train.tsv, valid.tsv in runs/demo/manifest)
-  python -m hypervq_fairseq.data.labels runs/demo/manifest
-  # LibriSpeech 100 h: also dev-clean/dev-other/test-* manifests, and 1000 sentencepiece units
-  python -m hypervq_fairseq.data.labels manifests/ls100 --splits train dev-clean dev-other --sentencepiece 1000
-"""
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m hypervq_fairseq.data.labels", description=__doc__, epilog=EXAMPLES,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("manifest_dir", help="folder with SPLIT.tsv manifests; labels are written beside them")
-    p.add_argument("--splits", nargs="+", default=["train", "valid"], help="manifest names (default: train valid)")
-    p.add_argument("--dict-split", default="train", help="split whose labels build the dictionaries (default: train)")
-    p.add_argument("--sentencepiece", type=int, default=None, metavar="VOCAB",
-                   help="also train a sentencepiece model of this vocabulary size and write .spm labels")
-    p.add_argument("--spm-model-type", default="unigram", choices=["unigram", "bpe", "char", "word"])
-    args = p.parse_args(argv)
-    try:
-        written = write_labels(args.manifest_dir, args.splits, dict_split=args.dict_split,
-                               sentencepiece=args.sentencepiece, spm_model_type=args.spm_model_type)
-    except ManifestError as e:
-        print(f"labels: error: {e}", file=sys.stderr)
-        return 1
-    for name, path in written.items():
-        print(f"wrote {path}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

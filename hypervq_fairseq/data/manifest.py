@@ -7,8 +7,9 @@ So we open every file once, in parallel, and refuse to write a manifest over bad
 asked to skip it. A file is good when soundfile can read its header, its first and its last
 block, it is 16 kHz (configurable), mono, and holds at least one frame.
 
-Outputs, all written atomically (temporary file in the same folder, then ``os.replace``; nothing
-is written until every file has been inspected, so an interrupted run leaves no manifest):
+Outputs, written together (:func:`hypervq_fairseq.files.atomic_write_all`: nothing is written
+until every file has been inspected, then every output is staged before any is replaced, so an
+interrupted or failing run leaves the previous set untouched):
 
     OUT/train.tsv        the training subsets together (train-clean-100 + -360 + train-other-500)
     OUT/valid.tsv        the validation subsets together (dev-clean + dev-other)
@@ -17,39 +18,28 @@ is written until every file has been inspected, so an interrupted run leaves no 
                          hook from which a fine-tuning step derives ``.wrd``/``.ltr`` labels.
 
 All manifests share one root (the LibriSpeech folder), so their paths start with the subset name.
+A file name that a manifest line cannot hold (a TAB, a newline, bytes that are not UTF-8) is
+refused by name, since fairseq would split it into a broken line.
+
+The same module reads manifests for everyone (:func:`read_manifest`) and checks one before
+training (:func:`check_manifest`).
 """
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import os
-import tempfile
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, List, Optional, Tuple
 
-import soundfile as sf
+from ..errors import AudioInputError, ManifestError
+from ..files import atomic_write_all
+from .audio import DEPTHS, Inspection, inspect_audio, inspect_files
 
 TRAIN_SUBSETS = ("train-clean-100", "train-clean-360", "train-other-500")
 VALID_SUBSETS = ("dev-clean", "dev-other")
 SAMPLE_RATE = 16000
-_EDGE = 1024  # frames read at the start and at the end of each file to prove it decodes
-
-
-class ManifestError(RuntimeError):
-    """Bad input: missing subsets, bad audio files, missing transcripts."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Inspection:
-    """The result of opening one file: its frame count, or why it is rejected."""
-
-    path: str  # relative to the root
-    frames: int = 0
-    reason: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.reason is None
+MAX_LISTED = 20  # bad files named in one error message; the count says how many more
+CHECK_MODES = ("none",) + DEPTHS  # task.audio_check: none, header, edges, full
 
 
 @dataclasses.dataclass
@@ -82,84 +72,29 @@ class ManifestReport:
         return "\n".join(rows)
 
 
-def inspect_audio(root: str, rel: str, sample_rate: int = SAMPLE_RATE) -> Inspection:
-    """Open ``root/rel`` and check it is readable, ``sample_rate`` Hz, mono and not empty."""
-    path = os.path.join(root, rel)
+def _unusable_name(rel: str) -> Optional[str]:
+    """Why a relative path cannot be a manifest entry, or None."""
+    if "\t" in rel or "\n" in rel or "\r" in rel:
+        return "its name holds a TAB or a line break, which would split its manifest line"
     try:
-        if os.path.getsize(path) == 0:
-            return Inspection(rel, reason="empty file (0 bytes)")
-        with sf.SoundFile(path) as f:
-            frames, sr, channels = f.frames, f.samplerate, f.channels
-            if frames > 0:
-                first = f.read(min(_EDGE, frames), dtype="int16")
-                f.seek(max(0, frames - _EDGE))
-                last = f.read(dtype="int16")
-                if len(first) == 0 or len(last) != frames - max(0, frames - _EDGE):
-                    return Inspection(rel, reason=f"unreadable: header says {frames} frames but the data ends early")
-    except (sf.LibsndfileError, RuntimeError, OSError) as e:
-        return Inspection(rel, reason=f"unreadable: {e}")
-    if frames == 0:
-        return Inspection(rel, reason="empty: no audio frames")
-    if sr != sample_rate:
-        return Inspection(rel, frames, reason=f"sample rate {sr} Hz, expected {sample_rate} Hz")
-    if channels != 1:
-        return Inspection(rel, frames, reason=f"{channels} channels, expected mono")
-    return Inspection(rel, frames)
-
-
-def _inspect_star(args) -> Inspection:
-    return inspect_audio(*args)
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        return "its name is not valid UTF-8 (fairseq reads manifests as UTF-8 text); rename it"
+    return None
 
 
 def find_audio(root: Path, subset: str, ext: str = "flac") -> list:
-    """Sorted paths (relative to ``root``) of every ``*.ext`` file under ``root/subset``."""
-    base = root / subset
-    return sorted(p.relative_to(root).as_posix() for p in base.rglob(f"*.{ext}") if p.is_file())
+    """Sorted paths (relative to ``root``) of every ``*.ext`` file under ``root/subset``.
 
-
-def inspect_files(root: Path, rels: list, *, sample_rate=SAMPLE_RATE, workers=None, progress=True, desc="inspect"):
-    """Inspect files in parallel (processes), in input order, with a tqdm bar."""
-    from tqdm import tqdm
-
-    workers = workers or os.cpu_count() or 1
-    jobs = [(str(root), rel, sample_rate) for rel in rels]
-    bar = tqdm(total=len(jobs), desc=desc, unit="file", disable=not progress)
-    try:
-        if workers == 1 or len(jobs) < 64:
-            out = []
-            for job in jobs:
-                out.append(_inspect_star(job))
-                bar.update()
-            return out
-        chunk = max(1, min(256, len(jobs) // (workers * 8)))
-        with concurrent.futures.ProcessPoolExecutor(max_workers=workers) as pool:
-            out = []
-            for result in pool.map(_inspect_star, jobs, chunksize=chunk):
-                out.append(result)
-                bar.update()
-            return out
-    finally:
-        bar.close()
-
-
-def write_lines_atomic(path, lines: Iterable[str]) -> None:
-    """Write ``lines`` (each without newline) to ``path`` through a temp file + ``os.replace``.
-
-    If writing fails or is interrupted part way, the temp file is removed and ``path`` keeps its
-    previous content (or stays absent).
+    Raises :class:`ManifestError` naming every file whose name a manifest line cannot hold.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for line in lines:
-                f.write(line + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    base = root / subset
+    rels = sorted(p.relative_to(root).as_posix() for p in base.rglob(f"*.{ext}") if p.is_file())
+    bad = [(rel, why) for rel in rels if (why := _unusable_name(rel))]
+    if bad:
+        listing = "\n".join(f"  {os.fsencode(str(root / rel))!r}: {why}" for rel, why in bad[:MAX_LISTED])
+        raise ManifestError(f"{len(bad)} file name(s) under {base} cannot go into a manifest:\n{listing}")
+    return rels
 
 
 def manifest_lines(root: Path, entries: list) -> Iterable[str]:
@@ -169,17 +104,79 @@ def manifest_lines(root: Path, entries: list) -> Iterable[str]:
         yield f"{e.path}\t{e.frames}"
 
 
-def read_manifest(path) -> tuple:
-    """(root, [(relative_path, frames), ...]) from a manifest file."""
-    with open(path, encoding="utf-8") as f:
-        root = f.readline().rstrip("\n")
-        rows = []
-        for n, line in enumerate(f, start=2):
-            parts = line.rstrip("\n").split("\t")
-            if len(parts) != 2 or not parts[1].isdigit():
-                raise ManifestError(f"{path}:{n}: expected 'relative_path<TAB>num_frames', got {line.strip()!r}")
-            rows.append((parts[0], int(parts[1])))
+def read_manifest(path, *, role: str = "manifest") -> Tuple[str, List[Tuple[str, int]]]:
+    """``(root, [(relative_path, frames), ...])`` of a fairseq manifest, the one reader of the project.
+
+    Raises :class:`ManifestError` naming the file (and ``file:line``) for a missing, empty, non-UTF-8
+    or malformed manifest, an audio root that is not a folder, or a manifest without audio files.
+    """
+    path = str(path)
+    if not os.path.isfile(path):
+        folder = os.path.dirname(path) or "."
+        present = sorted(f for f in os.listdir(folder) if f.endswith(".tsv")) if os.path.isdir(folder) else None
+        where = (f"the folder holds {', '.join(present) or 'no .tsv files'}" if present is not None
+                 else f"{folder} is not a folder")
+        raise ManifestError(f"{role} {path} not found ({where}); write manifests with hypervq-manifest")
+    if os.path.getsize(path) == 0:
+        raise ManifestError(f"{role} {path} is empty: its first line must be the audio root folder")
+    rows = []
+    try:
+        with open(path, encoding="utf-8") as f:
+            root = f.readline().rstrip("\n")
+            for n, line in enumerate(f, start=2):
+                parts = line.rstrip("\n").split("\t")
+                if len(parts) != 2 or not parts[1].isdigit():
+                    raise ManifestError(f"malformed manifest line: {path}:{n}: expected 'relative_path<TAB>num_frames', "
+                                        f"got {line.strip()!r}")
+                rows.append((parts[0], int(parts[1])))
+    except UnicodeDecodeError as e:
+        raise ManifestError(f"{role} {path} is not UTF-8 text ({e})") from None
+    if not root or "\t" in root:
+        raise ManifestError(f"{path}:1: the first line must be the audio root folder, got {root!r}")
+    if not os.path.isdir(root):
+        raise ManifestError(f"{path}:1: audio root {root!r} is not a folder (moved data? rebuild the manifest)")
+    if not rows:
+        raise ManifestError(f"{role} {path} lists no audio files")
     return root, rows
+
+
+def fix_hint(manifest: str) -> str:
+    return (f"Fix the files, or rebuild {os.path.basename(manifest)} without them "
+            f"(hypervq-manifest AUDIO_ROOT --out {os.path.dirname(manifest) or '.'} --skip-bad); "
+            f"+task.audio_check=none turns these start-up checks off.")
+
+
+def check_manifest(manifest: str, *, sample_rate: int = 16000, mode: str = "header",
+                   workers: Optional[int] = None, progress: bool = False) -> List[Tuple[str, int]]:
+    """Check a manifest and every file it lists at depth ``mode`` (see ``data.audio``); return its rows.
+
+    ``mode`` is ``none`` (the manifest's syntax only), ``header``, ``edges`` or ``full``. Raises
+    :class:`AudioInputError` naming the manifest line, or listing every bad file with its reason
+    (missing, unreadable, empty, wrong rate, not mono, frame count off, damaged data).
+    """
+    if mode not in CHECK_MODES:
+        raise ValueError(f"audio check mode must be one of {', '.join(CHECK_MODES)}, got {mode!r}")
+    try:
+        root, rows = read_manifest(manifest)
+    except ManifestError as e:
+        raise AudioInputError(str(e)) from None
+    if mode == "none":
+        return rows
+    found = inspect_files(root, [rel for rel, _ in rows], sample_rate=sample_rate, depth=mode, workers=workers,
+                          progress=progress, desc=os.path.basename(manifest))
+    listed = dict(rows)
+    bad = []
+    for f in found:
+        if f.ok and f.frames != listed[f.path]:
+            f = Inspection(f.path, f.frames, reason=f"holds {f.frames} frames but the manifest says {listed[f.path]} "
+                                                    f"(truncated file or stale manifest)")
+        if not f.ok:
+            bad.append(f)
+    if bad:
+        names = "\n".join(f"  {os.path.join(root, b.path)}: {b.reason}" for b in bad[:MAX_LISTED])
+        more = f"\n  ... and {len(bad) - MAX_LISTED} more" if len(bad) > MAX_LISTED else ""
+        raise AudioInputError(f"{len(bad)} bad audio file(s) in {manifest}:\n{names}{more}\n{fix_hint(manifest)}")
+    return rows
 
 
 class TranscriptLookup:
@@ -219,6 +216,7 @@ def build_manifests(
     sample_rate: int = SAMPLE_RATE,
     skip_bad: bool = False,
     transcripts: bool = False,
+    verify: str = "edges",
     workers: int | None = None,
     progress: bool = True,
 ) -> ManifestReport:
@@ -226,11 +224,16 @@ def build_manifests(
 
     train_subsets / valid_subsets: subset folder names; default: whichever of LibriSpeech's
     training (validation) subsets are present. Named subsets must exist.
-    Raises :class:`ManifestError` listing every bad file unless ``skip_bad``.
+    verify: how deep each file is checked (``header``, ``edges`` or ``full``: see ``data.audio``).
+    Raises :class:`ManifestError` listing every bad file unless ``skip_bad``; the output folder is
+    checked first, so a folder that cannot be written fails before the (long) scan.
     """
+    from ..files import check_writable_folder
+
     root, out_dir = Path(root), Path(out_dir)
     if not root.is_dir():
         raise ManifestError(f"audio root {root} is not a folder")
+    check_writable_folder(out_dir, what="--out")
     groups = {}
     for split, chosen, default in (("train", train_subsets, TRAIN_SUBSETS), ("valid", valid_subsets, VALID_SUBSETS)):
         if chosen is None:
@@ -252,7 +255,8 @@ def build_manifests(
         rels = find_audio(root, subset, ext)
         if not rels:
             raise ManifestError(f"no *.{ext} files under {root / subset}")
-        inspected = inspect_files(root, rels, sample_rate=sample_rate, workers=workers, progress=progress, desc=subset)
+        inspected = inspect_files(root, rels, sample_rate=sample_rate, depth=verify, workers=workers,
+                                  progress=progress, desc=subset)
         results[subset] = [r for r in inspected if r.ok]
         summary = SubsetSummary(subset, len(results[subset]), sum(r.frames for r in results[subset]))
         summary.bad = len(inspected) - summary.utterances
@@ -262,7 +266,7 @@ def build_manifests(
         listing = "\n".join(f"  {root / b.path}: {b.reason}" for b in bad)
         raise ManifestError(f"{len(bad)} bad audio file(s) (use --skip-bad to leave them out):\n{listing}")
 
-    # 2. Manifests (and transcripts), each atomically.
+    # 2. Manifests (and transcripts), all replaced together or none.
     plan = {name: results[name] for name in summaries}
     for split in ("train", "valid"):
         if groups[split]:
@@ -271,11 +275,10 @@ def build_manifests(
     labels = {}
     if lookup is not None:  # resolve all transcripts first: a missing one fails before any write
         labels = {name: [lookup(e.path) for e in entries] for name, entries in plan.items()}
-    written = []
+    outputs = {}
     for name, entries in plan.items():
-        write_lines_atomic(out_dir / f"{name}.tsv", manifest_lines(root, entries))
-        written.append(out_dir / f"{name}.tsv")
+        outputs[out_dir / f"{name}.tsv"] = list(manifest_lines(root, entries))
         if lookup is not None:
-            write_lines_atomic(out_dir / f"{name}.trans", labels[name])
-            written.append(out_dir / f"{name}.trans")
+            outputs[out_dir / f"{name}.trans"] = labels[name]
+    written = atomic_write_all(outputs)
     return ManifestReport(written, list(summaries.values()), bad)

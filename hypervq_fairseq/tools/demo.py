@@ -40,6 +40,9 @@ import threading
 import time
 from pathlib import Path
 
+from ..eval.logs import read_json_records
+from ..files import atomic_write_json, atomic_write_text
+
 RUNS = (("HyperVQ", "hypervq", "hypervq_demo"), ("Gumbel", "gumbel", "gumbel_demo"))
 TABLE_KEYS = ("code_perplexity", "prob_perplexity", "loss_0", "accuracy")
 CHANCE_MARGIN = 0.1  # bits below log2(K+1) that count as "left chance"
@@ -66,25 +69,6 @@ def read_num_negatives(config: Path) -> int:
         if line.strip().startswith("num_negatives:"):
             return int(line.split(":", 1)[1].split("#")[0])
     raise ValueError(f"{config}: no model.num_negatives")
-
-
-def parse_log(path: Path) -> dict:
-    """fairseq JSON log -> {"train_inner": [records], "valid": [records]} with numbers as floats."""
-    out = {"train_inner": [], "valid": []}
-    for line in path.read_text(errors="replace").splitlines():
-        for split in out:
-            if f"][{split}][" in line and "{" in line:
-                record = json.loads(line[line.index("{"):])
-                prefix = "valid_" if split == "valid" else ""
-                out[split].append({k[len(prefix):] if k.startswith(prefix) else k: _num(v) for k, v in record.items()})
-    return out
-
-
-def _num(v):
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return v
 
 
 def summarize(log: dict, chance: float) -> dict:
@@ -237,13 +221,10 @@ def main(argv=None) -> int:
                            "--title", "codebook perplexity (train)"], check=True)
     subprocess.run(plot + ["--split", "valid", "--keys", "loss_0", "accuracy", "code_perplexity",
                            "-o", str(work / "valid.png"), "--title", "validation"], check=True)
-    results = {label: summarize(parse_log(path), chance) for label, path in logs.items()}
+    results = {label: summarize(read_json_records(path), chance) for label, path in logs.items()}
     table = format_table(results, chance, num_negatives)
-    from ..data.manifest import write_lines_atomic
-
-    write_lines_atomic(work / "results.md", table.splitlines())
-    write_lines_atomic(work / "results.json", [json.dumps(dict(chance=chance, num_negatives=num_negatives,
-                                                                results=results), indent=1)])
+    atomic_write_text(work / "results.md", table + "\n")
+    atomic_write_json(work / "results.json", dict(chance=chance, num_negatives=num_negatives, results=results))
     print(table)
     print(f"\nplots: {work / 'perplexity.png'}, {work / 'valid.png'}; table: {work / 'results.md'}; "
           f"total {(time.time() - start) / 60:.1f} min")

@@ -8,6 +8,8 @@ corpus built with the same options is reused. The audio is CC-BY-SA: never commi
 import argparse
 import sys
 
+from ..cli import add_debug_flag, float_at_least, int_at_least, positive_float, run
+
 EXAMPLES = """examples:
   # everything the installed voices hold (~1.2 h, ~10 s to build), then its manifests
   hypervq-demo-corpus runs/demo/corpus
@@ -23,38 +25,38 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hypervq-demo-corpus", description=__doc__, epilog=EXAMPLES,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("root", help="output folder (created; reused if built with the same options)")
-    p.add_argument("--max-utterances", type=int, default=None, help="stop after this many clips")
-    p.add_argument("--max-minutes", type=float, default=None, help="stop after this much audio")
-    p.add_argument("--target-minutes", type=float, default=None,
+    p.add_argument("--max-utterances", type=int_at_least(1), default=None, help="stop after this many clips")
+    p.add_argument("--max-minutes", type=positive_float(), default=None, help="stop after this much audio")
+    p.add_argument("--target-minutes", type=positive_float(), default=None,
                    help="top up with synthetic flite speech if the real voices give less than this")
-    p.add_argument("--min-seconds", type=float, default=0.5, help="shortest clip kept (default 0.5)")
-    p.add_argument("--max-seconds", type=float, default=16.0, help="longest clip kept (default 16)")
+    p.add_argument("--min-seconds", type=float_at_least(0.0), default=0.5, help="shortest clip kept (default 0.5)")
+    p.add_argument("--max-seconds", type=positive_float(), default=16.0, help="longest clip kept (default 16)")
     p.add_argument("--languages", nargs="+", default=None, help="voice prefixes to use, e.g. en fr (default: all)")
-    p.add_argument("--valid-every", type=int, default=10,
+    p.add_argument("--valid-every", type=int_at_least(0), default=10,
                    help="every n-th clip of each speaker goes to the validation subset (0: none; default 10)")
     p.add_argument("--force", action="store_true", help="rebuild even if a matching corpus exists")
+    add_debug_flag(p)
     return p
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from ..data.demo_corpus import build_demo_corpus
 
-    try:
+    def work():
+        from ..data.demo_corpus import build_demo_corpus
+
         corpus = build_demo_corpus(
             args.root, max_utterances=args.max_utterances, max_minutes=args.max_minutes,
             target_minutes=args.target_minutes, min_seconds=args.min_seconds, max_seconds=args.max_seconds,
             languages=tuple(args.languages) if args.languages else None, valid_every=args.valid_every,
             force=args.force, progress=True,
         )
-    except (RuntimeError, ValueError, FileExistsError) as e:
-        print(f"hypervq-demo-corpus: error: {e}", file=sys.stderr)
-        return 1
-    print(f"{'reused' if corpus.reused else 'built'} {corpus.root}: {len(corpus.speakers)} speakers, "
-          f"{corpus.total_seconds / 60:.1f} min")
-    for name, s in corpus.subsets.items():
-        print(f"  {name:<12}{s['utterances']:>6} utterances {s['seconds'] / 60:>7.1f} min")
-    return 0
+        print(f"{'reused' if corpus.reused else 'built'} {corpus.root}: {len(corpus.speakers)} speakers, "
+              f"{corpus.total_seconds / 60:.1f} min")
+        for name, s in corpus.subsets.items():
+            print(f"  {name:<12}{s['utterances']:>6} utterances {s['seconds'] / 60:>7.1f} min")
+
+    return run("hypervq-demo-corpus", work, args, interrupted="interrupted; the corpus folder was left as it was")
 
 
 if __name__ == "__main__":

@@ -34,6 +34,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ..errors import InputError
+
 PAPER_GPUS = 64
 CONFIGS = {"hypervq": "hypervq_w2v2", "gumbel": "gumbel_w2v2"}
 
@@ -48,7 +50,7 @@ EXAMPLES = """examples:
 """
 
 
-class LaunchError(ValueError):
+class LaunchError(InputError):
     """An impossible launch request (GPU count, node rank, paths)."""
 
 

@@ -6,9 +6,8 @@
 set -euo pipefail
 DATA=${1:?usage: 01_download.sh DATA_DIR [SUBSET ...]}
 shift
-PY=${PYTHON:-python}
 if [ $# -gt 0 ]; then
-  exec "$PY" -m hypervq_fairseq.data.download "$DATA" --subsets "$@"
+  exec hypervq-download "$DATA" --subsets "$@"
 else
-  exec "$PY" -m hypervq_fairseq.data.download "$DATA" --all-960h
+  exec hypervq-download "$DATA" --all-960h
 fi

@@ -48,4 +48,4 @@ if tests:
 PY
   for s in dev-clean dev-other test-clean test-other; do [ -f "$OUT/$s.tsv" ] && splits="$splits $s"; done
 fi
-python -m hypervq_fairseq.data.labels "$OUT" --splits $splits ${SPM:+--sentencepiece "$SPM"}
+hypervq-labels "$OUT" --splits $splits ${SPM:+--sentencepiece "$SPM"}

@@ -4,7 +4,8 @@ A strict superset of the stock task (same config keys and datasets, plus ``audio
 
 * **Bad input fails at start-up, by name.** Loading a split checks its manifest (syntax, audio
   root) and every file it lists (missing, unreadable, empty, wrong rate, not mono, frame count
-  off; ``+task.audio_check=full`` also decodes the first and last block of each file), and lists
+  off; ``+task.audio_check=edges`` also decodes the first and last block of each file, ``full``
+  decodes every frame, which finds damage in the middle and non-finite samples), and lists
   every bad file in one error. Each read is checked again (corrupt data, early end, NaN/inf
   samples), so nothing reaches the model as a silent stereo average or a NaN loss.
 * **Bad configs fail before the model is built**, naming the key (curvature <= 0, groups not
@@ -13,16 +14,16 @@ A strict superset of the stock task (same config keys and datasets, plus ``audio
 * **Restarts are exact and safe.** Random crops are drawn from ``(seed, epoch, batch)`` by a
   generator of their own (fairseq collates in a background thread, so the stock crops, drawn from
   numpy's global generator, race with the model's draws) and the model's numpy draws (time masks)
-  from ``(seed, update)`` (``reliability.determinism``), so a run resumed from
+  from ``(seed, update)`` (``patches.seeded_numpy``), so a run resumed from
   ``checkpoint_last.pt`` repeats the uninterrupted run's batches and masks; checkpoint copies
-  are atomic (``reliability.atomic_checkpoint``), so a kill never leaves half a checkpoint.
-* **Autocast works**: wav2vec 2.0's masking is made dtype-safe (``reliability.autocast_masking``).
+  are atomic and a restart resumes from the newest complete checkpoint (``patches``).
+* **Autocast works**: wav2vec 2.0's masking is made dtype-safe (``patches.make_masking_autocast_safe``).
 * **Checkpoints name their plugin.** The config field ``requires_plugin`` is saved in every
   checkpoint; fairseq prints the task config when it cannot find the task, so a user without
   the plugin reads how to get it.
 
     fairseq-hydra-train --config-name hypervq_w2v2_tiny task.data=MANIFEST_DIR \\
-        task._name=hypervq_audio_pretraining +task.audio_check=full
+        +task.audio_check=full
 """
 
 import os
@@ -36,16 +37,16 @@ from fairseq.tasks import register_task
 from fairseq.tasks.audio_pretraining import AudioPretrainingConfig, AudioPretrainingTask
 from omegaconf import II
 
-from ..reliability.atomic_checkpoint import install_atomic_checkpoint_copy
-from ..reliability.audio_checks import CHECK_MODES, AudioInputError, check_manifest, read_checked
-from ..reliability.autocast_masking import make_masking_autocast_safe
-from ..reliability.config_checks import check_model_config, check_precision
-from ..reliability.determinism import seeded_numpy
+from ...data.audio import read_audio
+from ...data.manifest import CHECK_MODES, check_manifest
+from ...errors import AudioInputError
+from ..config_checks import check_model_config, check_precision
+from ..patches import make_masking_autocast_safe, seeded_numpy
 
 PLUGIN_NOTE = (
     "hypervq-fairseq: this checkpoint needs the HyperVQ plugin. Install it (pip install hypervq-fairseq, "
-    "or pip install -e THE_CLONE), then in Python run 'import hypervq_fairseq.models, hypervq_fairseq.tasks' "
-    "before loading, or pass common.user_dir=PATH_TO/hypervq_fairseq to fairseq's command-line tools."
+    "or pip install -e THE_CLONE), then in Python run 'import hypervq_fairseq' before loading, "
+    "or pass common.user_dir=PATH_TO/hypervq_fairseq to fairseq's command-line tools."
 )
 
 
@@ -54,10 +55,10 @@ class HyperVQAudioPretrainingConfig(AudioPretrainingConfig):
     audio_check: ChoiceEnum(list(CHECK_MODES)) = field(
         default="header",
         metadata={"help": "start-up check of every manifest file: header (exists, rate, channels, frame count), "
-                          "full (header + decode first/last block), none"},
+                          "edges (header + decode the first and last block), full (decode every frame), none"},
     )
     audio_check_workers: int = field(
-        default=0, metadata={"help": "processes for audio_check=full (0: all CPUs)"}
+        default=0, metadata={"help": "processes for audio_check=edges|full (0: all CPUs)"}
     )
     requires_plugin: str = field(
         default=PLUGIN_NOTE,
@@ -103,7 +104,7 @@ class CheckedFileAudioDataset(FileAudioDataset):
                 return super().__getitem__(index)
             except Exception as e:
                 raise AudioInputError(f"{path}: cannot be read ({e})") from None
-        wav = read_checked(path, expected_rate=self.sample_rate, expected_frames=int(self.sizes[index]))
+        wav = read_audio(path, expected_rate=self.sample_rate, expected_frames=int(self.sizes[index]))
         return {"id": index, "source": self.postprocess(torch.from_numpy(wav), self.sample_rate)}
 
     def set_epoch(self, epoch):
@@ -142,7 +143,6 @@ class HyperVQAudioPretrainingTask(AudioPretrainingTask):
         if not kwargs.get("from_checkpoint", False):
             check_precision(fp16=_bool(cfg, "fp16"), fp16_no_flatten_grads=_bool(cfg, "fp16_no_flatten_grads"),
                             memory_efficient_fp16=_bool(cfg, "memory_efficient_fp16"))
-        install_atomic_checkpoint_copy()
         return cls(cfg)
 
     def load_dataset(self, split: str, task_cfg=None, **kwargs):

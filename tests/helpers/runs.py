@@ -1,8 +1,8 @@
-"""Drive real ``fairseq-hydra-train`` runs for the reliability tests and bench scripts.
+"""Drive real console programs (``fairseq-hydra-train``, ``fairseq-validate``, ours) for the tests.
 
-Why a module: the restart, precision, bad-config and distributed checks all start the real
-training program in a subprocess (no mocks), read its JSON log lines and sometimes kill it at a
-chosen moment; the tests and ``bench/reliability_*.py`` share this code.
+Why one module: the training, restart, precision, bad-config and distributed checks all start
+the real program in a subprocess (no mocks), read its JSON log lines or TensorBoard files and
+sometimes kill it at a chosen moment; the tests and ``bench/reliability_*.py`` share this code.
 """
 from __future__ import annotations
 
@@ -20,9 +20,12 @@ TINY_CONFIG = "hypervq_w2v2_tiny"
 _JSON = re.compile(r"\]\[(train_inner|train|valid)\]\[INFO\] - (\{.*\})\s*$")
 
 
+BIN = os.path.dirname(sys.executable)
+
+
 def trainer_program() -> List[str]:
     """``fairseq-hydra-train`` of this interpreter's environment."""
-    exe = os.path.join(os.path.dirname(sys.executable), "fairseq-hydra-train")
+    exe = os.path.join(BIN, "fairseq-hydra-train")
     return [exe] if os.path.exists(exe) else [sys.executable, "-m", "fairseq_cli.hydra_train"]
 
 
@@ -98,3 +101,52 @@ def after_update(n: int) -> Callable[[str], bool]:
         m = _JSON.search(line)
         return bool(m and m.group(1) == "train_inner" and int(json.loads(m.group(2))["num_updates"]) >= n)
     return hit
+
+
+# ----------------------------------------------------------------------------- one-shot console programs
+
+
+def run_tool(tool: str, args, cwd, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run a console script of this environment (``fairseq-hydra-train``, ``hypervq-tokenize``, ...) on one thread."""
+    env = quiet_env()
+    env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.run([os.path.join(BIN, tool), *map(str, args)], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout, check=False)
+
+
+def check_ok(proc: subprocess.CompletedProcess) -> None:
+    assert proc.returncode == 0, (f"exit {proc.returncode}\n--- stderr tail ---\n{proc.stderr[-4000:]}"
+                                  f"\n--- stdout tail ---\n{proc.stdout[-2000:]}")
+
+
+def run_console(tool: str, *args, cwd, timeout: int = 300) -> subprocess.CompletedProcess:
+    """:func:`run_tool` that fails the test with the log's tail unless the program succeeds."""
+    proc = run_tool(tool, args, cwd, timeout)
+    check_ok(proc)
+    return proc
+
+
+def hydra_train(config_name: str, manifest, workdir, max_update: int, *extra, config_dir=None,
+                tensorboard: bool = True) -> subprocess.CompletedProcess:
+    """``fairseq-hydra-train --config-name NAME`` on a manifest folder, outputs under ``workdir``."""
+    os.makedirs(workdir, exist_ok=True)
+    args = ([] if config_dir is None else ["--config-dir", config_dir]) + [
+        "--config-name", config_name, f"task.data={manifest}", f"checkpoint.save_dir={os.path.join(workdir, 'ckpt')}",
+        f"optimization.max_update={max_update}", f"hydra.run.dir={os.path.join(workdir, 'hydra')}", *extra]
+    if tensorboard:
+        args.append(f"common.tensorboard_logdir={os.path.join(workdir, 'tb')}")
+    return run_tool("fairseq-hydra-train", args, cwd=workdir)
+
+
+def json_records(proc: subprocess.CompletedProcess, split: str = "train_inner") -> List[dict]:
+    """fairseq's JSON log records of one split, in order (hydra logs go to stderr)."""
+    return parse_records(proc.stdout + proc.stderr).get(split, [])
+
+
+def tensorboard_scalars(logdir, split: str = "train_inner") -> Dict[str, list]:
+    """``{tag: [(step, value), ...]}`` from fairseq's tensorboardX event files."""
+    from tensorboard.backend.event_processing.event_accumulator import SCALARS, EventAccumulator
+
+    acc = EventAccumulator(os.path.join(str(logdir), split), size_guidance={SCALARS: 0})
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}

@@ -15,8 +15,9 @@ The wav2vec criterion logs those named in ``criterion.log_keys``; see ``configs/
 The same class runs the stock baseline with ``quantizer_type: gumbel`` so that the two
 configurations differ by one key (diagnostics are HyperVQ-only; the stock keys are logged).
 
-Register it by importing ``hypervq_fairseq.models`` (the installed Hydra plugin does this
-inside fairseq's programs; ``common.user_dir`` / ``--user-dir`` do it too)::
+Registered when ``hypervq_fairseq`` is imported (the installed Hydra plugin does this inside
+fairseq's programs; ``common.user_dir`` / ``--user-dir`` do it too). The config is checked
+before anything is built, whatever the task (:mod:`..config_checks`)::
 
     fairseq-hydra-train --config-name hypervq_w2v2_tiny task.data=MANIFEST_DIR
 """
@@ -31,7 +32,8 @@ from fairseq.dataclass import ChoiceEnum
 from fairseq.models import register_model
 from fairseq.models.wav2vec.wav2vec2 import Wav2Vec2Config, Wav2Vec2Model
 
-from ..quantizers import HyperbolicVectorQuantizer
+from ...quantizers import HyperbolicVectorQuantizer
+from ..config_checks import check_model_config
 
 QUANTIZER_CHOICES = ChoiceEnum(["hyperbolic", "gumbel"])
 
@@ -115,6 +117,7 @@ class DeadCodeMonitor(nn.Module):
 @register_model("hypervq_wav2vec2", dataclass=HyperVQWav2Vec2Config)
 class HyperVQWav2Vec2Model(Wav2Vec2Model):
     def __init__(self, cfg: HyperVQWav2Vec2Config):
+        check_model_config(cfg)  # before fairseq builds its stock quantizer, for every task
         super().__init__(cfg)
         self.monitor = None
         self._diagnostics = None

@@ -2,10 +2,11 @@
 
 Why: ``HyperVQWav2Vec2Model`` first builds fairseq's stock wav2vec 2.0 and then swaps the
 quantizer, so some bad values never reach HyperVQ's own checks: groups that do not divide
-``vq_dim`` stop at an ``assert`` inside fairseq's ``GumbelVectorQuantizer``, and the values that
-do reach HyperVQ are reported by argument name (``curvature``), not by the config key the user
-typed (``model.hyperbolic_curvature``). Checking the config first gives one message in the
-user's terms, before any tensor is allocated.
+``vq_dim`` stop at an ``assert`` inside fairseq's ``GumbelVectorQuantizer``, the stock quantizer
+accepts a negative temperature and trains, and the values that do reach HyperVQ are reported by
+argument name (``curvature``), not by the config key the user typed (``model.hyperbolic_curvature``).
+The model calls :func:`check_model_config` first, whatever the task, so the message is in the
+user's terms and comes before any tensor is allocated.
 
 Precision: on a machine without CUDA, ``common.fp16=true`` makes fairseq's ``FP16Optimizer``
 put a flat fp32 copy of the parameters on ``torch.cuda.current_device()`` and die with "Found
@@ -14,14 +15,13 @@ no NVIDIA driver"; its unflattened path (``common.fp16_no_flatten_grads=true``) 
 """
 from __future__ import annotations
 
+import ast
 import math
 from typing import Any
 
 import torch
 
-
-class ConfigError(ValueError):
-    """A config value that cannot train; the message names the key and what is allowed."""
+from ..errors import ConfigError
 
 
 def _get(cfg: Any, key: str, default=None):
@@ -57,6 +57,9 @@ def check_model_config(cfg: Any) -> None:
     groups = int(_get(cfg, "latent_groups", 1))
     codes = int(_get(cfg, "latent_vars", 2))
     vq_dim = vq_dim_of(cfg)
+    if vq_dim < 1:
+        raise ConfigError("model.final_dim, model.latent_dim and model.encoder_embed_dim are all <= 0: "
+                          "the quantizer needs a width >= 1")
     if codes < 2:
         raise ConfigError(f"model.latent_vars={codes}: a quantizer needs at least 2 codes per group")
     if groups < 1:
@@ -65,6 +68,7 @@ def check_model_config(cfg: Any) -> None:
         source = next(k for k in ("latent_dim", "final_dim", "encoder_embed_dim") if int(_get(cfg, k, 0) or 0) > 0)
         raise ConfigError(f"model.latent_groups={groups} does not divide the quantizer width "
                           f"model.{source}={vq_dim}: each group gets vq_dim/groups dimensions")
+    _check_temp(_get(cfg, "latent_temp", (2.0, 0.5, 0.999995)))
     if str(_get(cfg, "quantizer_type", "gumbel")) != "hyperbolic":
         return
     c = _get(cfg, "hyperbolic_curvature", 1.0)
@@ -76,8 +80,43 @@ def check_model_config(cfg: Any) -> None:
         raise ConfigError(f"model.hyperbolic_curvature={c}: the Poincaré ball needs a finite curvature c > 0 "
                           f"(the ball is {{x : c|x|^2 < 1}})")
     clip = _get(cfg, "hyperbolic_clip_radius", None)
-    if clip is not None and not float(clip) > 0:
-        raise ConfigError(f"model.hyperbolic_clip_radius={clip}: must be > 0, or null for no clipping")
+    if clip is not None and not (_finite(clip) and float(clip) > 0):
+        raise ConfigError(f"model.hyperbolic_clip_radius={clip}: must be a number > 0, or null for no clipping")
+    _check_r_init(_get(cfg, "hyperbolic_r_init", (0.1, 0.5)))
+
+
+def _finite(value) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _numbers(value, key: str, count: int) -> tuple:
+    text = value
+    try:
+        if isinstance(value, str):
+            value = ast.literal_eval(value)
+        numbers = tuple(float(v) for v in value)
+    except (TypeError, ValueError, SyntaxError):
+        numbers = ()
+    if len(numbers) != count or not all(math.isfinite(v) for v in numbers):
+        raise ConfigError(f"model.{key}={text!r}: expected {count} finite numbers")
+    return numbers
+
+
+def _check_temp(value) -> None:
+    max_temp, min_temp, decay = _numbers(value, "latent_temp", 3)
+    if not (0 < min_temp <= max_temp and 0 < decay <= 1):
+        raise ConfigError(f"model.latent_temp={list(value) if not isinstance(value, str) else value}: the Gumbel "
+                          f"temperature schedule (max, min, decay) needs 0 < min <= max and 0 < decay <= 1")
+
+
+def _check_r_init(value) -> None:
+    low, high = _numbers(value, "hyperbolic_r_init", 2)
+    if low > high or (low, high) == (0.0, 0.0):
+        raise ConfigError(f"model.hyperbolic_r_init=({low}, {high}): a range (low, high) with low <= high, "
+                          f"other than (0, 0) (every code vector r_k·z_k would start at 0)")
 
 
 def check_precision(*, fp16: bool, fp16_no_flatten_grads: bool, memory_efficient_fp16: bool,
