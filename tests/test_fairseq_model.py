@@ -87,7 +87,7 @@ def test_training_forward_loss_and_gradients(quantizer_type):
     assert any(g.abs().sum() > 0 for g in grads)
 
 
-def test_diagnostics_in_output_and_absent_for_gumbel():
+def test_diagnostics_in_output_and_hyperbolic_ones_absent_for_gumbel():
     out = tiny().train()(source=audio())
     for key in ("code_perplexity_g0", "code_perplexity_g1", "prob_perplexity_g0", "prob_perplexity_g1",
                 "dead_codes", "hyperbolic_radius"):
@@ -97,7 +97,7 @@ def test_diagnostics_in_output_and_absent_for_gumbel():
     assert 0 <= out["dead_codes"] <= 2 * TINY["latent_vars"]
     assert float(out["hyperbolic_radius"]) > 0
     gumbel = tiny(quantizer_type="gumbel").train()(source=audio())
-    assert "dead_codes" not in gumbel and "prob_perplexity" in gumbel
+    assert "hyperbolic_radius" not in gumbel and "dead_codes" in gumbel and "prob_perplexity" in gumbel
     quiet = tiny(quantizer_diagnostics=False).train()(source=audio())
     assert "dead_codes" not in quiet and "code_perplexity_g0" not in quiet
 
@@ -227,3 +227,23 @@ def test_half_precision_model_keeps_monitoring_finite():
     for key in ("prob_perplexity", "code_perplexity_g0", "hyperbolic_radius"):
         assert math.isfinite(float(out[key])), key
     assert out["dead_codes"] < 2 * TINY["latent_vars"]
+
+
+@pytest.mark.parametrize("quantizer_type", ["hyperbolic", "gumbel"])
+def test_both_quantizers_report_selection_statistics(quantizer_type):
+    """The stock quantizer is watched through hooks; its outputs stay those of fairseq's module."""
+    torch.manual_seed(0)
+    model = tiny(quantizer_type=quantizer_type).train()
+    out = model(source=audio())
+    for key in ("sample_is_argmax", "sample_is_argmax_g0", "logit_gap", "logit_std_g1", "dead_codes"):
+        assert math.isfinite(float(out[key])), key
+    assert 0 < float(out["sample_is_argmax"]) <= 1
+    if quantizer_type == "gumbel":
+        assert isinstance(model.quantizer, GumbelVectorQuantizer)
+        q = model.quantizer.eval()
+        y = torch.randn(2, 7, model.quantizer.weight_proj.in_features)
+        torch.manual_seed(1)
+        watched = q(y, produce_targets=False)
+        assert "targets" not in watched  # outside the model's forward, nothing is asked of it
+    model.eval()
+    assert float(model(source=audio())["sample_is_argmax"]) == 1.0

@@ -58,7 +58,8 @@ def test_monitoring_keys_reach_tensorboard(runs):
     assert all(v > 0 for _, v in scalars["hyperbolic_radius"])
     assert "dead_codes" in tensorboard_scalars(runs["root"] / "hyper" / "tb", "valid")
     gumbel = tensorboard_scalars(runs["root"] / "gumbel" / "tb")
-    assert {"code_perplexity", "prob_perplexity", "temp"} <= set(gumbel) and "dead_codes" not in gumbel
+    assert {"code_perplexity", "prob_perplexity", "temp", "dead_codes", "sample_is_argmax", "logit_gap"} <= set(gumbel)
+    assert "hyperbolic_radius" not in gumbel
 
 
 def test_resume_continues_temperature(runs):

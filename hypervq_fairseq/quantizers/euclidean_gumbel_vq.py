@@ -33,8 +33,11 @@ class EuclideanGumbelQuantizer(GumbelQuantizerBase):
         weight_proj_factor: int = 1,
         hard: bool = True,
         std: float = 0,
+        *,
+        diagnostics: bool = False,
     ):
         super().__init__(dim, num_vars, temp, groups, combine_groups, vq_dim, time_first, hard)
+        self.diagnostics = diagnostics  # selection statistics in the output dict (quantizers/selection.py)
         self.vars = nn.Parameter(torch.empty(1 if combine_groups else groups, num_vars, self.var_dim))
         if std == 0:
             nn.init.uniform_(self.vars)

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from ..core.guards import compute_dtype
 from .perplexity import group_perplexities
+from .selection import per_group, selection_stats
 
 
 def parse_temp(temp: Union[str, Sequence[float]]) -> Tuple[float, float, float]:
@@ -145,7 +146,10 @@ class GumbelQuantizerBase(nn.Module):
             one_hot = F.gumbel_softmax(logits, tau=self.curr_temp, hard=self.hard, dim=-1)
         else:
             one_hot = F.one_hot(hard_idx, self.num_vars).to(logits.dtype)
+        sampled = one_hot.detach().argmax(dim=-1)
         if produce_targets:
-            result["targets"] = one_hot.argmax(dim=-1).view(*shape, self.groups).detach()
+            result["targets"] = sampled.view(*shape, self.groups)
+        if getattr(self, "diagnostics", False):
+            result.update(per_group(selection_stats(logits, sampled if self.training else None)))
         z_q = torch.einsum("ngv,gvd->ngd", one_hot, codes.to(logits.dtype))
         return z_q, hard_idx, code_ppl, prob_ppl

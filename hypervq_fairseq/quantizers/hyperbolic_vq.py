@@ -65,8 +65,9 @@ class HyperbolicVectorQuantizer(GumbelQuantizerBase):
         learn_curvature: learn ``log c``.
         clip_radius: bound on the tangent norm before ``exp_0`` (None: no clipping).
         r_init: offsets ``r_k`` drawn uniformly from this range (must not be ``(0, 0)``).
-        diagnostics: add per-group perplexities, code usage and the mean hyperbolic radius
-            to the output dict (off by default, so the keys match the stock quantizer).
+        diagnostics: add per-group perplexities, code usage, the mean hyperbolic radius and the
+            selection statistics of ``quantizers/selection.py`` to the output dict (off by default,
+            so the keys match the stock quantizer).
     """
 
     def __init__(

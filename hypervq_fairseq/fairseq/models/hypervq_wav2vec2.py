@@ -6,14 +6,17 @@ codebook negatives, the diversity loss from ``prob_perplexity``, the feature pen
 HyperVQ honours the stock quantizer's interface, so we build the stock model and swap the
 quantizer modules after ``super().__init__``; the stock ``forward`` runs unchanged.
 
-Monitoring: with ``quantizer_diagnostics`` on, the output dict also carries the per-group
-perplexities ``code_perplexity_g{i}`` / ``prob_perplexity_g{i}``, ``dead_codes`` (codes that no
-frame picked during the last ``dead_code_window`` updates, counted over all groups) and
+Monitoring: with ``quantizer_diagnostics`` on, the output dict also carries, for both quantizer
+types, the selection statistics ``sample_is_argmax``, ``logit_gap`` and ``logit_std`` (mean over
+groups, and ``_g{i}`` per group; see ``quantizers/selection.py``) and ``dead_codes`` (codes that no
+frame picked during the last ``dead_code_window`` updates, counted over all groups); for HyperVQ
+also the per-group perplexities ``code_perplexity_g{i}`` / ``prob_perplexity_g{i}`` and
 ``hyperbolic_radius`` (mean distance to the origin of the quantizer's inputs in the ball).
 The wav2vec criterion logs those named in ``criterion.log_keys``; see ``configs/``.
 
-The same class runs the stock baseline with ``quantizer_type: gumbel`` so that the two
-configurations differ by one key (diagnostics are HyperVQ-only; the stock keys are logged).
+The same class runs the stock baseline with ``quantizer_type: gumbel`` (fairseq's own
+``GumbelVectorQuantizer``, watched through hooks that change nothing it computes), so that the
+two configurations differ by one key.
 
 Registered when ``hypervq_fairseq`` is imported (the installed Hydra plugin does this inside
 fairseq's programs; ``common.user_dir`` / ``--user-dir`` do it too). The config is checked
@@ -33,11 +36,15 @@ from fairseq.models import register_model
 from fairseq.models.wav2vec.wav2vec2 import Wav2Vec2Config, Wav2Vec2Model
 
 from ...quantizers import HyperbolicVectorQuantizer
+from ...quantizers.perplexity import code_usage
+from ...quantizers.selection import KEYS as SELECTION_KEYS
+from ...quantizers.selection import per_group, selection_stats
 from ..config_checks import check_model_config
 
 QUANTIZER_CHOICES = ChoiceEnum(["hyperbolic", "gumbel"])
 
 DIAGNOSTIC_KEYS = ("dead_codes", "hyperbolic_radius")
+DIAGNOSTIC_PREFIXES = ("code_perplexity_g", "prob_perplexity_g") + SELECTION_KEYS
 
 
 @dataclass
@@ -122,24 +129,27 @@ class HyperVQWav2Vec2Model(Wav2Vec2Model):
         self.monitor = None
         self._diagnostics = None
         self._capturing = False
-        if cfg.quantizer_type != "hyperbolic":
-            return
-
-        final_dim = cfg.final_dim if cfg.final_dim > 0 else cfg.encoder_embed_dim
-        if self.quantizer is not None:
-            self.quantizer = self._hyperbolic_quantizer(cfg, cfg.latent_dim if cfg.latent_dim > 0 else final_dim)
-        if self.input_quantizer is not None:
-            if cfg.same_quantizer and self.quantizer is not None:
-                self.input_quantizer = self.quantizer
-            else:
-                vq_dim = cfg.latent_dim if cfg.latent_dim > 0 else cfg.encoder_embed_dim
-                self.input_quantizer = self._hyperbolic_quantizer(cfg, vq_dim)
+        self._stock_logits = None
+        if cfg.quantizer_type == "hyperbolic":
+            final_dim = cfg.final_dim if cfg.final_dim > 0 else cfg.encoder_embed_dim
+            if self.quantizer is not None:
+                self.quantizer = self._hyperbolic_quantizer(cfg, cfg.latent_dim if cfg.latent_dim > 0 else final_dim)
+            if self.input_quantizer is not None:
+                if cfg.same_quantizer and self.quantizer is not None:
+                    self.input_quantizer = self.quantizer
+                else:
+                    vq_dim = cfg.latent_dim if cfg.latent_dim > 0 else cfg.encoder_embed_dim
+                    self.input_quantizer = self._hyperbolic_quantizer(cfg, vq_dim)
 
         # fairseq reports the target quantizer's statistics when both exist; so do we
         watched = self.quantizer if self.quantizer is not None else self.input_quantizer
-        if watched is not None and cfg.quantizer_diagnostics:
-            self.monitor = DeadCodeMonitor(cfg.latent_groups, cfg.latent_vars, cfg.dead_code_window)
+        if watched is None or not cfg.quantizer_diagnostics:
+            return
+        self.monitor = DeadCodeMonitor(cfg.latent_groups, cfg.latent_vars, cfg.dead_code_window)
+        if cfg.quantizer_type == "hyperbolic":
             watched.register_forward_hook(self._capture_diagnostics)
+        else:
+            self._watch_stock_quantizer(watched)
 
     def _hyperbolic_quantizer(self, cfg: HyperVQWav2Vec2Config, vq_dim: int) -> HyperbolicVectorQuantizer:
         return HyperbolicVectorQuantizer(
@@ -167,6 +177,35 @@ class HyperVQWav2Vec2Model(Wav2Vec2Model):
         if self._capturing:  # only inside forward(), not quantize()
             self._diagnostics = output
 
+    def _watch_stock_quantizer(self, quantizer: nn.Module) -> None:
+        """Selection statistics and code usage of fairseq's ``GumbelVectorQuantizer``, from the outside.
+
+        Its logits are the output of ``weight_proj``; the code it sampled is the ``targets`` it
+        returns when called with ``produce_targets=True`` (wav2vec 2.0 calls it with False, and
+        ignores the extra key). Nothing about its computation changes.
+        """
+        def ask_for_targets(module, args, kwargs):
+            if self._capturing:
+                return args[:1], {**kwargs, "produce_targets": True}
+            return None
+
+        def keep_logits(module, inputs, output):
+            if self._capturing:
+                self._stock_logits = output
+
+        def capture(module, inputs, output):
+            if not self._capturing or self._stock_logits is None:
+                return
+            logits = self._stock_logits.view(-1, module.groups, module.num_vars)
+            sampled = output["targets"].reshape(-1, module.groups)
+            self._diagnostics = {**per_group(selection_stats(logits, sampled if module.training else None)),
+                                 "code_counts": code_usage(logits.argmax(-1), module.num_vars)}
+            self._stock_logits = None
+
+        quantizer.register_forward_pre_hook(ask_for_targets, with_kwargs=True)
+        quantizer.weight_proj.register_forward_hook(keep_logits)
+        quantizer.register_forward_hook(capture)
+
     def forward(self, *args, **kwargs):
         self._diagnostics, self._capturing = None, True
         try:
@@ -176,9 +215,9 @@ class HyperVQWav2Vec2Model(Wav2Vec2Model):
         if diag is None or "prob_perplexity" not in result:
             return result
 
-        # per-group perplexities, mean radius, and dead codes over the recent window
+        # per-group perplexities, selection statistics, mean radius, and dead codes over the recent window
         for key, value in diag.items():
-            if key.startswith(("code_perplexity_g", "prob_perplexity_g")) or key == "hyperbolic_radius":
+            if key.startswith(DIAGNOSTIC_PREFIXES) or key == "hyperbolic_radius":
                 result[key] = value
         if self.training:
             self.monitor.observe(diag["code_counts"])
