@@ -34,7 +34,8 @@ import torch
 from .data import DATASETS, INFO, load_dataset, subset
 from .model import VQVAEConfig
 from .quantizers import QUANTIZERS
-from .runtime import make_writer, set_threads, write_json
+from ..files import atomic_write_json
+from .runtime import make_writer, set_threads
 
 EXAMPLES = """
 examples:
@@ -249,7 +250,7 @@ def main(argv=None) -> int:
 
         writer.add_image("codebook", make_grid(decode_codes(model) + 0.5, nrow=32), 0)
         writer.close()
-        write_json(os.path.join(args.out, "codebook.json"), info)
+        atomic_write_json(os.path.join(args.out, "codebook.json"), info)
         print(f"[codebook] {info['distinct_patches']} distinct patches of {info['codes']} -> {info['png']}")
 
     elif args.command == "disentangle":
@@ -269,7 +270,7 @@ def main(argv=None) -> int:
         images = torch.stack([test_ds[i][0] for i in range(min(len(test_ds), max(200, args.samples)))])
         scores, points = evaluate_disentanglement(model, images, samples=args.samples, seed=args.seed)
         scatter_png(points, os.path.join(args.out, "scatter.png"), model.cfg.quantizer)
-        write_json(os.path.join(args.out, "disentangle.json"), scores)
+        atomic_write_json(os.path.join(args.out, "disentangle.json"), scores)
         writer = make_writer(args.out)
         for cond in ("clean", "noisy"):
             for key in ("silhouette", "davies_bouldin"):

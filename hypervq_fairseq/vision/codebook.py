@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from .model import VQVAE
-from .runtime import atomic_write
+from ..files import atomic_write
 
 
 @torch.no_grad()

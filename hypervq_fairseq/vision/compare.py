@@ -19,7 +19,7 @@ from .disentangle import evaluate_disentanglement, scatter_png
 from .model import VQVAEConfig
 from .probe import train_probe
 from .quantizers import PAPER_NAMES
-from .runtime import atomic_write, write_json
+from ..files import atomic_write_json, atomic_write_text
 from .train import evaluate_vqvae, train_vqvae
 
 
@@ -28,7 +28,7 @@ def _stage(path: str, fn):
         with open(path) as f:
             return json.load(f)
     result = fn()
-    write_json(path, result)
+    atomic_write_json(path, result)
     return result
 
 
@@ -68,8 +68,8 @@ def run_compare(args, base_cfg: VQVAEConfig, train_ds, test_ds, classes: int, di
                   f"probe={r['probe']['accuracy']:.2f}% sil={d['clean']['silhouette']:.3f}")
     minutes = (time.time() - t_all) / 60
     table = results_table(rows, args, minutes)
-    atomic_write(os.path.join(args.out, "results.md"), lambda tmp: open(tmp, "w").write(table))
-    write_json(os.path.join(args.out, "results.json"), {"rows": rows, "minutes": minutes, "settings": settings(args)})
+    atomic_write_text(os.path.join(args.out, "results.md"), table)
+    atomic_write_json(os.path.join(args.out, "results.json"), {"rows": rows, "minutes": minutes, "settings": settings(args)})
     print(table)
     return rows
 

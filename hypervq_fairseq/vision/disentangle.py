@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from .model import VQVAE
-from .runtime import atomic_write, ordered_batches
+from ..files import atomic_write
+from .runtime import ordered_batches
 
 ROTATION_DEG = 30.0
 NOISE_STD = 0.1   # on the [-0.5, 0.5] pixel scale

@@ -16,10 +16,10 @@ from torch.utils.data import TensorDataset
 from tqdm import tqdm
 
 from .codebook import save_image_grid
+from ..files import atomic_write_json
 from .model import VQVAE
 from .pixelcnn import GatedPixelCNN
-from .runtime import (batches, device_of, make_writer, ordered_batches, resume_training, rng_state, save_checkpoint,
-                      write_json)
+from .runtime import (batches, device_of, make_writer, ordered_batches, resume_training, rng_state, save_checkpoint)
 
 
 @torch.no_grad()
@@ -100,5 +100,5 @@ def run_prior(model: VQVAE, train_ds, test_ds, *, out: str, steps: int, samples:
     else:
         metrics["fid"] = metrics["inception_score"] = None
         metrics["note"] = "FID/IS skipped: pass --inception-weights PATH (a torchvision inception_v3 state dict)"
-    write_json(os.path.join(out, "prior_metrics.json"), metrics)
+    atomic_write_json(os.path.join(out, "prior_metrics.json"), metrics)
     return metrics

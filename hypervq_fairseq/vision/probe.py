@@ -16,9 +16,9 @@ import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 from tqdm import tqdm
 
+from ..files import atomic_write_json
 from .model import VQVAE
-from .runtime import (batches, device_of, make_writer, ordered_batches, resume_training, rng_state, save_checkpoint,
-                      write_json)
+from .runtime import (batches, device_of, make_writer, ordered_batches, resume_training, rng_state, save_checkpoint)
 
 
 class ProbeHead(nn.Module):
@@ -97,5 +97,5 @@ def train_probe(model: VQVAE, train_ds, test_ds, *, classes: int, out: str, step
                "test_images": len(test_f)}
     writer.add_scalar("probe/test_accuracy", metrics["accuracy"], steps)
     writer.close()
-    write_json(os.path.join(out, "probe_metrics.json"), metrics)
+    atomic_write_json(os.path.join(out, "probe_metrics.json"), metrics)
     return metrics

@@ -6,27 +6,13 @@ sees the same batch whether or not the run was interrupted before it.
 """
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from typing import Iterator, Optional
 
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
-
-def atomic_write(path: str, write) -> None:
-    """Call ``write(tmp_path)``, then move the file into place with ``os.replace``."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=os.path.basename(path) + ".", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+from ..files import atomic_write
 
 
 def save_checkpoint(path: str, state: dict) -> None:
@@ -51,14 +37,6 @@ def resume_training(path: str, kind: str, module, optimizer) -> Optional[dict]:
     optimizer.load_state_dict(state["optimizer"])
     set_rng_state(state["rng"])
     return state
-
-
-def write_json(path: str, data: dict) -> None:
-    def write(tmp):
-        with open(tmp, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.write("\n")
-    atomic_write(path, write)
 
 
 def make_writer(out: str):

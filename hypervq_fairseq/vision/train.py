@@ -14,10 +14,11 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from ..files import atomic_write_json
 from ..quantizers.perplexity import perplexity_of
 from .model import VQVAE, VQVAEConfig, num_parameters
 from .runtime import (batches, device_of, load_checkpoint, make_writer, ordered_batches, rng_state, save_checkpoint,
-                      set_rng_state, write_json)
+                      set_rng_state)
 
 
 def build_from_checkpoint(path: str, device="cpu") -> VQVAE:
@@ -114,7 +115,7 @@ def run_train(args, cfg: VQVAEConfig, train_ds, test_ds) -> dict:
                         dataset=args.dataset, quiet=args.quiet, device=args.device, workers=args.workers)
     metrics = evaluate_vqvae(model, test_ds, workers=args.workers)
     metrics.update(quantizer=cfg.quantizer, steps=args.steps, test_images=len(test_ds))
-    write_json(os.path.join(args.out, "metrics.json"), metrics)
+    atomic_write_json(os.path.join(args.out, "metrics.json"), metrics)
     writer = make_writer(args.out)
     for key in ("mse", "perplexity", "batch_perplexity", "codes_used"):
         writer.add_scalar(f"test/{key}", metrics[key], args.steps)

@@ -22,8 +22,8 @@ from dataclasses import replace
 from typing import List
 
 from .quantizers import DISPLAY_NAMES
-from .train import VQSAConfig, evaluate, row_metrics, train, write_text
-from ..runtime import write_json
+from ...files import atomic_write_json, atomic_write_text
+from .train import VQSAConfig, evaluate, row_metrics, train
 
 
 def run_stage(cfg: VQSAConfig, reference: dict = None) -> dict:
@@ -37,7 +37,7 @@ def run_stage(cfg: VQSAConfig, reference: dict = None) -> dict:
         model = train(cfg)
         result = evaluate(model, cfg)
         result["seconds"] = time.time() - t0
-        write_json(path, result)
+        atomic_write_json(path, result)
     return result
 
 
@@ -64,6 +64,6 @@ def compare(base: VQSAConfig, quantizers: List[str], epochs_ref: int) -> str:
         name = DISPLAY_NAMES[q] if q != "none" else "backbone + corruption pairs (no head)"
         rows.append({"name": name, "key": q, "metrics": row_metrics(result, reference), "seconds": result.get("seconds", float("nan"))})
     table = format_table(rows)
-    write_json(os.path.join(base.out, "results.json"), {"rows": rows, "known": base.known_list, "unknown": base.unknown_list})
-    write_text(os.path.join(base.out, "table.md"), table)
+    atomic_write_json(os.path.join(base.out, "results.json"), {"rows": rows, "known": base.known_list, "unknown": base.unknown_list})
+    atomic_write_text(os.path.join(base.out, "table.md"), table)
     return table

@@ -41,7 +41,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
-from ..runtime import atomic_write, load_checkpoint, save_checkpoint, set_threads, write_json
+from ...files import atomic_write_json
+from ..runtime import load_checkpoint, save_checkpoint, set_threads
 from .corruptions import KNOWN_CORRUPTIONS, SEVERITIES, UNKNOWN_CORRUPTIONS, RandomCorruption, check_split, parse_names
 from .data import (GRAY_MEAN, GRAY_STD, IMAGENET_MEAN, IMAGENET_STD, CorruptedView, ImageFolderUint8, Normalise,
                    TrainPairs, load_small)
@@ -347,10 +348,10 @@ def evaluate(model: VQSAClassifier, cfg: VQSAConfig, reference: Optional[dict] =
         errors[c][s] = error_rate(model, view, cfg, device)
     result = {"clean": clean, "corruptions": errors, "known": cfg.known_list, "unknown": cfg.unknown_list,
               "quantizer": cfg.quantizer, "eval_images": len(base)}
-    write_json(os.path.join(cfg.out, "errors.json"), result)
+    atomic_write_json(os.path.join(cfg.out, "errors.json"), result)
     if reference is not None:
         metrics = row_metrics(result, reference)
-        write_json(os.path.join(cfg.out, "metrics.json"), metrics)
+        atomic_write_json(os.path.join(cfg.out, "metrics.json"), metrics)
         result["metrics"] = metrics
     return result
 
@@ -364,10 +365,3 @@ def row_metrics(result: dict, reference: dict) -> dict:
 def _int_keys(errors: dict) -> Dict[str, Dict[int, float]]:
     """JSON turns severity keys into strings; restore them."""
     return {c: {int(s): float(e) for s, e in per.items()} for c, per in errors.items()}
-
-
-def write_text(path: str, text: str) -> None:
-    def write(tmp):
-        with open(tmp, "w") as f:
-            f.write(text)
-    atomic_write(path, write)
