@@ -3,13 +3,13 @@
     # offline, on a CPU: the five-quantizer side-by-side on Fashion-MNIST (Debian package)
     OMP_NUM_THREADS=1 hypervq-vision compare --out runs/compare
     # one VQ-VAE, then each analysis on its checkpoint
-    hypervq-vision train --quantizer hyper --num-codes 512 --steps 2000 --out runs/hyper
-    hypervq-vision probe --checkpoint runs/hyper/checkpoint.pt --out runs/hyper/probe
-    hypervq-vision codebook --checkpoint runs/hyper/checkpoint.pt --out runs/hyper/codebook
-    hypervq-vision disentangle --quantizer hyper --out runs/hyper_dis
-    hypervq-vision prior --checkpoint runs/hyper/checkpoint.pt --out runs/hyper/prior
+    hypervq-vision train --quantizer hypervq --num-codes 512 --steps 2000 --out runs/hypervq
+    hypervq-vision probe --checkpoint runs/hypervq/checkpoint.pt --out runs/hypervq/probe
+    hypervq-vision codebook --checkpoint runs/hypervq/checkpoint.pt --out runs/hypervq/codebook
+    hypervq-vision disentangle --quantizer hypervq --out runs/hypervq_dis
+    hypervq-vision prior --checkpoint runs/hypervq/checkpoint.pt --out runs/hypervq/prior
     # on a GPU: CIFAR-100 (Tables 1, 3, 4) from a local copy
-    hypervq-vision train --dataset cifar100 --data-root DATA/cifar100 --device cuda --hidden 128 --steps 200000 --out runs/c100_hyper
+    hypervq-vision train --dataset cifar100 --data-root DATA/cifar100 --device cuda --hidden 128 --steps 200000 --out runs/c100_hypervq
 
 Why: the paper's claims about codebook use (Table 4), discriminative features (Tables 3, 7)
 and disentanglement (Table 5) come from these experiments; they run here on the same
@@ -23,7 +23,6 @@ and Inception weights come from local paths).
 from __future__ import annotations
 
 import argparse
-import ast
 import math
 import os
 import sys
@@ -33,17 +32,18 @@ import torch
 
 from .data import DATASETS, INFO, load_dataset, subset
 from .model import VQVAEConfig
-from .quantizers import QUANTIZERS
+from ..quantizers.gumbel_base import parse_temp
+from .quantizers import QUANTIZERS, canonical_name, options_for
 from ..files import atomic_write_json
 from .runtime import make_writer, set_threads
 
 EXAMPLES = """
 examples:
-  hypervq-vision train --quantizer hyper --num-codes 512 --steps 2000 --out runs/hyper
-  hypervq-vision probe --checkpoint runs/hyper/checkpoint.pt --steps 1000 --out runs/hyper/probe
-  hypervq-vision codebook --checkpoint runs/hyper/checkpoint.pt --out runs/hyper/codebook
+  hypervq-vision train --quantizer hypervq --num-codes 512 --steps 2000 --out runs/hypervq
+  hypervq-vision probe --checkpoint runs/hypervq/checkpoint.pt --steps 1000 --out runs/hypervq/probe
+  hypervq-vision codebook --checkpoint runs/hypervq/checkpoint.pt --out runs/hypervq/codebook
   hypervq-vision disentangle --quantizer kmeans --steps 1000 --out runs/kmeans_dis
-  hypervq-vision prior --checkpoint runs/hyper/checkpoint.pt --steps 2000 --out runs/hyper/prior
+  hypervq-vision prior --checkpoint runs/hypervq/checkpoint.pt --steps 2000 --out runs/hypervq/prior
   OMP_NUM_THREADS=1 nice hypervq-vision compare --out runs/compare
 """
 
@@ -77,7 +77,7 @@ def _run_args(p, steps):
 
 def _model_args(p, num_codes=512, dim=64):
     g = p.add_argument_group("model")
-    g.add_argument("--quantizer", choices=sorted(QUANTIZERS), default="hyper")
+    g.add_argument("--quantizer", type=canonical_name, choices=sorted(QUANTIZERS), default="hypervq")
     g.add_argument("--num-codes", type=int, default=num_codes, help="codebook size K")
     g.add_argument("--embedding-dim", type=int, default=dim, help="latent dimension D")
     g.add_argument("--hidden", type=int, default=64, help="encoder/decoder channels (paper-scale GPU runs: 128 or 256)")
@@ -86,32 +86,23 @@ def _model_args(p, num_codes=512, dim=64):
     g.add_argument("--beta", type=float, default=0.25, help="commitment weight (kmeans, hyper_kmeans)")
     g.add_argument("--ema", action="store_true", help="EMA codebook (kmeans)")
     g.add_argument("--temp", default="(2.0, 0.5, 0.999)", help="Gumbel temperature (max, min, decay per update)")
-    g.add_argument("--curvature", type=float, default=1.0, help="ball curvature c (hyper, hyper_embmat, hyper_kmeans)")
+    g.add_argument("--curvature", type=float, default=1.0, help="ball curvature c (hypervq, hyper_embmat, hyper_kmeans)")
     g.add_argument("--clip-radius", type=float, default=1.0,
-                   help="feature clipping of the tangent vector before exp_0 (Guo et al. 2022) for hyper and "
+                   help="feature clipping of the tangent vector before exp_0 (Guo et al. 2022) for hypervq and "
                         "hyper_embmat; 0 turns it off. Without it, short CPU runs collapsed to a few codes at eval")
 
 
-def quantizer_options(name: str, args) -> dict:
-    if name == "kmeans":
-        return {"beta": args.beta, "ema": args.ema}
-    if name == "hyper_kmeans":
-        return {"beta": args.beta, "curvature": args.curvature}
-    if name in ("gumbel", "hyper", "hyper_embmat"):
-        temp = list(ast.literal_eval(args.temp))
-        opts = {"temp": temp}
-        if name != "gumbel":
-            opts["curvature"] = args.curvature
-            opts["clip_radius"] = args.clip_radius if args.clip_radius > 0 else None
-        return opts
-    return {}
+def quantizer_settings(args) -> dict:
+    """Every quantizer option of the command line; each quantizer takes the ones it knows (``options_for``)."""
+    return {"temp": list(parse_temp(args.temp)), "curvature": args.curvature,
+            "clip_radius": args.clip_radius if args.clip_radius > 0 else None, "beta": args.beta, "ema": args.ema}
 
 
 def model_config(args, in_channels: int, quantizer: str = None) -> VQVAEConfig:
     q = quantizer or args.quantizer
     return VQVAEConfig(in_channels=in_channels, quantizer=q, num_codes=args.num_codes, embedding_dim=args.embedding_dim,
                        hidden=args.hidden, res_blocks=args.res_blocks, res_hidden=args.res_hidden,
-                       quantizer_options=quantizer_options(q, args))
+                       quantizer_options=options_for(q, quantizer_settings(args)))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -121,13 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="VQ-VAE reconstruction: MSE and codebook perplexity (Tables 1, 4)",
-                       epilog="example:\n  hypervq-vision train --quantizer hyper --steps 2000 --out runs/hyper\n"
+                       epilog="example:\n  hypervq-vision train --quantizer hypervq --steps 2000 --out runs/hypervq\n"
                               "  hypervq-vision train --quantizer kmeans --ema --steps 2000 --out runs/kmeans_ema --resume",
                        formatter_class=fmt)
     _data_args(p), _run_args(p, 1000), _model_args(p)
 
     p = sub.add_parser("probe", help="frozen encoder+quantizer, trained classifier head (Tables 3, 7)",
-                       epilog="example:\n  hypervq-vision probe --checkpoint runs/hyper/checkpoint.pt --steps 1000 --out runs/hyper/probe",
+                       epilog="example:\n  hypervq-vision probe --checkpoint runs/hypervq/checkpoint.pt --steps 1000 --out runs/hypervq/probe",
                        formatter_class=fmt)
     p.add_argument("--checkpoint", required=True, help="a checkpoint.pt written by `train`")
     p.add_argument("--probe-hidden", type=int, default=128)
@@ -135,22 +126,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(lr=1e-3)
 
     p = sub.add_parser("codebook", help="decode each code as a 1x1 latent into a grid PNG (Figure 4)",
-                       epilog="example:\n  hypervq-vision codebook --checkpoint runs/hyper/checkpoint.pt --out runs/hyper/codebook",
+                       epilog="example:\n  hypervq-vision codebook --checkpoint runs/hypervq/checkpoint.pt --out runs/hypervq/codebook",
                        formatter_class=fmt)
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--out", required=True)
 
     p = sub.add_parser("disentangle", help="latent dim 3, K=16: silhouette / Davies-Bouldin, clean and noisy (Table 5)",
-                       epilog="example:\n  hypervq-vision disentangle --quantizer hyper --steps 1000 --out runs/hyper_dis\n"
-                              "  hypervq-vision disentangle --checkpoint runs/hyper_dis/checkpoint.pt --out runs/hyper_dis",
+                       epilog="example:\n  hypervq-vision disentangle --quantizer hypervq --steps 1000 --out runs/hypervq_dis\n"
+                              "  hypervq-vision disentangle --checkpoint runs/hypervq_dis/checkpoint.pt --out runs/hypervq_dis",
                        formatter_class=fmt)
     p.add_argument("--checkpoint", default=None, help="score this VQ-VAE instead of training one")
     p.add_argument("--samples", type=int, default=1000, help="embeddings sampled for the scores (paper: 1000)")
     _data_args(p), _run_args(p, 500), _model_args(p, num_codes=16, dim=3)
 
     p = sub.add_parser("prior", help="GatedPixelCNN prior over the codes, samples, FID/IS with local Inception weights",
-                       epilog="example:\n  hypervq-vision prior --checkpoint runs/hyper/checkpoint.pt --steps 2000 --out runs/hyper/prior\n"
-                              "  hypervq-vision prior --checkpoint runs/hyper/checkpoint.pt --inception-weights inception_v3_google.pth --out runs/hyper/prior",
+                       epilog="example:\n  hypervq-vision prior --checkpoint runs/hypervq/checkpoint.pt --steps 2000 --out runs/hypervq/prior\n"
+                              "  hypervq-vision prior --checkpoint runs/hypervq/checkpoint.pt --inception-weights inception_v3_google.pth --out runs/hypervq/prior",
                        formatter_class=fmt)
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--layers", type=int, default=15, help="gated layers (paper: 15)")
@@ -162,10 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("compare", help="the five quantizers side by side, one table in the paper's format",
                        epilog="example:\n  OMP_NUM_THREADS=1 nice hypervq-vision compare --threads 1 --out runs/compare\n"
-                              "  hypervq-vision compare --quantizers kmeans hyper --steps 100 --out runs/quick",
+                              "  hypervq-vision compare --quantizers kmeans hypervq --steps 100 --out runs/quick",
                        formatter_class=fmt)
-    p.add_argument("--quantizers", nargs="+", default=["kmeans", "gumbel", "hyper", "hyper_kmeans", "hyper_embmat"],
-                   choices=sorted(QUANTIZERS))
+    p.add_argument("--quantizers", nargs="+", default=["kmeans", "gumbel", "hypervq", "hyper_kmeans", "hyper_embmat"],
+                   type=canonical_name, choices=sorted(QUANTIZERS))
     p.add_argument("--probe-steps", type=int, default=300)
     p.add_argument("--dis-steps", type=int, default=200, help="updates of the D=3, K=16 disentanglement model")
     p.add_argument("--dis-codes", type=int, default=16)
@@ -294,11 +285,10 @@ def main(argv=None) -> int:
         from .compare import run_compare
 
         cfg = model_config(args, INFO[args.dataset].channels)
-        cfg.quantizer_options = {q: quantizer_options(q, args) for q in args.quantizers}
         _sizes(args, cfg)
         train_ds, test_ds = _datasets(args)
         images = torch.stack([test_ds[i][0] for i in range(min(len(test_ds), 200))])
-        run_compare(args, cfg, train_ds, test_ds, INFO[args.dataset].classes, train_ds, images)
+        run_compare(args, cfg, quantizer_settings(args), train_ds, test_ds, INFO[args.dataset].classes, train_ds, images)
 
     print(f"[hypervq-vision] {args.command} done in {(time.time() - t0) / 60:.1f} min")
     return 0

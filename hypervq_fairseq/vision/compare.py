@@ -1,4 +1,4 @@
-"""The side-by-side run (issue 5, item 4): five quantizers, one table in the paper's format.
+"""The side-by-side run: five quantizers, one table in the paper's format.
 
 For each quantizer, seeded and on CPU: train a VQ-VAE (K = 512) → test MSE (Table 1) and
 code perplexity (Table 4); train the frozen-feature probe → test accuracy (Tables 3, 7);
@@ -18,7 +18,7 @@ from dataclasses import replace
 from .disentangle import evaluate_disentanglement, scatter_png
 from .model import VQVAEConfig
 from .probe import train_probe
-from .quantizers import PAPER_NAMES
+from .quantizers import PAPER_NAMES, options_for
 from ..files import atomic_write_json, atomic_write_text
 from .train import evaluate_vqvae, train_vqvae
 
@@ -32,13 +32,13 @@ def _stage(path: str, fn):
     return result
 
 
-def run_compare(args, base_cfg: VQVAEConfig, train_ds, test_ds, classes: int, dis_train_ds, dis_images) -> dict:
+def run_compare(args, base_cfg: VQVAEConfig, quantizer_settings: dict, train_ds, test_ds, classes: int, dis_train_ds, dis_images) -> dict:
     rows = {}
     t_all = time.time()
     for q in args.quantizers:
         out = os.path.join(args.out, q)
         t0 = time.time()
-        cfg = replace(base_cfg, quantizer=q, quantizer_options=base_cfg.quantizer_options.get(q, {}))
+        cfg = replace(base_cfg, quantizer=q, quantizer_options=options_for(q, quantizer_settings))
         common = dict(seed=args.seed, resume=True, log_every=args.log_every, save_every=args.save_every, quiet=args.quiet,
                       workers=args.workers)
 
@@ -95,21 +95,21 @@ def orderings(rows: dict) -> list:
         if all(q in rows for q in cond_keys):
             checks.append((text, bool(fn())))
 
-    check("perplexity HyperVQ > GumbelVQ > KmeansVQ (Table 4)", ["hyper", "gumbel", "kmeans"],
-          lambda: val("hyper", "perplexity") > val("gumbel", "perplexity") > val("kmeans", "perplexity"))
-    check("probe accuracy HyperVQ ≥ KmeansVQ > GumbelVQ (Table 3)", ["hyper", "gumbel", "kmeans"],
-          lambda: val("hyper", "probe_accuracy") >= val("kmeans", "probe_accuracy") > val("gumbel", "probe_accuracy"))
+    check("perplexity HyperVQ > GumbelVQ > KmeansVQ (Table 4)", ["hypervq", "gumbel", "kmeans"],
+          lambda: val("hypervq", "perplexity") > val("gumbel", "perplexity") > val("kmeans", "perplexity"))
+    check("probe accuracy HyperVQ ≥ KmeansVQ > GumbelVQ (Table 3)", ["hypervq", "gumbel", "kmeans"],
+          lambda: val("hypervq", "probe_accuracy") >= val("kmeans", "probe_accuracy") > val("gumbel", "probe_accuracy"))
     check("probe accuracy HyperEmbMatVQ > GumbelVQ (Table 7)", ["hyper_embmat", "gumbel"],
           lambda: val("hyper_embmat", "probe_accuracy") > val("gumbel", "probe_accuracy"))
-    check("probe accuracy HyperVQ > HyperEmbMatVQ (Table 7)", ["hyper", "hyper_embmat"],
-          lambda: val("hyper", "probe_accuracy") > val("hyper_embmat", "probe_accuracy"))
+    check("probe accuracy HyperVQ > HyperEmbMatVQ (Table 7)", ["hypervq", "hyper_embmat"],
+          lambda: val("hypervq", "probe_accuracy") > val("hyper_embmat", "probe_accuracy"))
     check("probe accuracy KmeansVQ > HyperKmeansVQ (Table 7)", ["kmeans", "hyper_kmeans"],
           lambda: val("kmeans", "probe_accuracy") > val("hyper_kmeans", "probe_accuracy"))
-    check("silhouette HyperVQ > KmeansVQ, clean and noisy (Table 5)", ["hyper", "kmeans"],
-          lambda: all(rows["hyper"]["disentangle"][c]["silhouette"] > rows["kmeans"]["disentangle"][c]["silhouette"]
+    check("silhouette HyperVQ > KmeansVQ, clean and noisy (Table 5)", ["hypervq", "kmeans"],
+          lambda: all(rows["hypervq"]["disentangle"][c]["silhouette"] > rows["kmeans"]["disentangle"][c]["silhouette"]
                       for c in ("clean", "noisy")))
-    check("Davies–Bouldin HyperVQ < KmeansVQ, clean and noisy (Table 5)", ["hyper", "kmeans"],
-          lambda: all(rows["hyper"]["disentangle"][c]["davies_bouldin"] < rows["kmeans"]["disentangle"][c]["davies_bouldin"]
+    check("Davies–Bouldin HyperVQ < KmeansVQ, clean and noisy (Table 5)", ["hypervq", "kmeans"],
+          lambda: all(rows["hypervq"]["disentangle"][c]["davies_bouldin"] < rows["kmeans"]["disentangle"][c]["davies_bouldin"]
                       for c in ("clean", "noisy")))
     return checks
 

@@ -23,7 +23,7 @@ from .runtime import (batches, device_of, load_checkpoint, make_writer, ordered_
 
 def build_from_checkpoint(path: str, device="cpu") -> VQVAE:
     state = load_checkpoint(path, kind="vqvae")
-    model = VQVAE(VQVAEConfig(**state["config"]))
+    model = VQVAE(VQVAEConfig.from_dict(state["config"]))
     model.load_state_dict(state["model"])
     model.to(device)
     model.set_num_updates(state["step"])
@@ -41,7 +41,7 @@ def train_vqvae(cfg: VQVAEConfig, train_ds, *, out: str, steps: int, batch_size:
     step = 0
     if resume and os.path.exists(ckpt):
         state = load_checkpoint(ckpt, kind="vqvae")
-        if state["config"] != cfg.to_dict():
+        if VQVAEConfig.from_dict(state["config"]).to_dict() != cfg.to_dict():
             raise ValueError(f"{ckpt} was trained with config {state['config']}, not {cfg.to_dict()}; use another --out")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])

@@ -46,11 +46,14 @@ from ..runtime import load_checkpoint, save_checkpoint, set_threads
 from .corruptions import KNOWN_CORRUPTIONS, SEVERITIES, UNKNOWN_CORRUPTIONS, RandomCorruption, check_split, parse_names
 from .data import (GRAY_MEAN, GRAY_STD, IMAGENET_MEAN, IMAGENET_STD, CorruptedView, ImageFolderUint8, Normalise,
                    TrainPairs, load_small)
+from ..quantizers import QUANTIZERS, canonical_name
 from .metrics import summary
 from .model import VQSAClassifier, build_backbone, load_resnet50_weights, num_parameters
 
 CHECKPOINT = "checkpoint_last.pt"
 KIND = "vqsa"
+# The quantizer of the VQ-SA head, or none: the backbone alone (global pool + linear classifier).
+HEAD_CHOICES = (*sorted(QUANTIZERS), "none")
 # Options that must match between a checkpoint and the run that resumes it.
 ARCH_KEYS = ("dataset", "backbone", "width", "quantizer", "codes", "dim", "heads", "pool")
 
@@ -68,8 +71,9 @@ class VQSAConfig:
     backbone: str = field(default="small", metadata={"help": "small (from scratch) | resnet50", "choices": ("small", "resnet50")})
     backbone_weights: Optional[str] = field(default=None, metadata={"help": "torchvision ResNet-50 state_dict, or a vqsa checkpoint whose backbone to reuse"})
     width: int = field(default=32, metadata={"help": "small backbone: channels of the first stage"})
-    quantizer: str = field(default="hypervq", metadata={"help": "hypervq | vq | gumbel | none (backbone alone)",
-                                                         "choices": ("hypervq", "vq", "gumbel", "none")})
+    quantizer: str = field(default="hypervq", metadata={"help": "a vision quantizer, or none (the backbone alone)",
+                                                         "choices": HEAD_CHOICES,
+                                                         "type": canonical_name})
     codes: int = field(default=1024, metadata={"help": "codebook size K"})
     dim: int = field(default=128, metadata={"help": "width d of the quantized tokens and the attention layer"})
     heads: int = field(default=4, metadata={"help": "attention heads"})
@@ -85,7 +89,7 @@ class VQSAConfig:
     backbone_lr_mult: float = field(default=1.0, metadata={"help": "backbone learning rate = lr × this (e.g. 0.1 for a pretrained backbone)"})
     weight_decay: float = field(default=1e-4, metadata={"help": "AdamW weight decay"})
     consistency_weight: float = field(default=1.0, metadata={"help": "weight of ‖ẑ(corrupted) − sg(ẑ(clean))‖²"})
-    diversity_weight: float = field(default=0.1, metadata={"help": "wav2vec 2.0 diversity loss for hypervq / gumbel"})
+    diversity_weight: float = field(default=0.1, metadata={"help": "wav2vec 2.0 diversity loss for hypervq and gumbel"})
     temp: str = field(default="(2, 0.5, 0.999)", metadata={"help": "Gumbel temperature (max, min, decay per update)"})
     seed: int = field(default=0, metadata={"help": "seed for weights, batches and corruptions"})
     max_steps: int = field(default=0, metadata={"help": "stop this run after N steps (checkpointed; --resume continues); 0: no limit"})
@@ -98,8 +102,9 @@ class VQSAConfig:
     progress: bool = field(default=True, metadata={"help": "tqdm progress bars"})
 
     def __post_init__(self):
-        if self.quantizer not in ("hypervq", "vq", "gumbel", "none"):
-            raise ValueError(f"quantizer must be hypervq, vq, gumbel or none, got {self.quantizer!r}")
+        self.quantizer = canonical_name(self.quantizer)
+        if self.quantizer not in HEAD_CHOICES:
+            raise ValueError(f"quantizer must be one of {', '.join(HEAD_CHOICES)}, got {self.quantizer!r}")
         if self.dataset not in ("fashion-mnist", "digits", "imagenet"):
             raise ValueError(f"dataset must be fashion-mnist, digits or imagenet, got {self.dataset!r}")
         if self.dataset == "imagenet" and not self.data_root:
@@ -132,7 +137,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         if f.type in ("bool", bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=help_text)
             continue
-        kind = {"int": int, "float": float}.get(str(f.type), str)
+        kind = f.metadata.get("type") or {"int": int, "float": float}.get(str(f.type), str)
         required = f.name == "out"
         parser.add_argument(flag, type=kind, default=None if required else f.default, required=required,
                             choices=f.metadata.get("choices"), help=f"{help_text} (default: {f.default})" if not required else help_text)
@@ -266,9 +271,10 @@ def train(cfg: VQSAConfig) -> VQSAClassifier:
     ckpt_path = os.path.join(cfg.out, CHECKPOINT)
     if cfg.resume and os.path.exists(ckpt_path):
         state = load_checkpoint(ckpt_path, KIND)
+        stored = {**state["config"], "quantizer": canonical_name(state["config"]["quantizer"], warn=False)}
         for k in ARCH_KEYS:
-            if state["config"][k] != getattr(cfg, k):
-                raise ValueError(f"{ckpt_path} was trained with {k}={state['config'][k]!r}, this run has {getattr(cfg, k)!r}")
+            if stored[k] != getattr(cfg, k):
+                raise ValueError(f"{ckpt_path} was trained with {k}={stored[k]!r}, this run has {getattr(cfg, k)!r}")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"])
