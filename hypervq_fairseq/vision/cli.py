@@ -35,7 +35,8 @@ from .model import VQVAEConfig
 from ..quantizers.gumbel_base import parse_temp
 from .quantizers import QUANTIZERS, canonical_name, options_for
 from ..files import atomic_write_json
-from .runtime import make_writer, set_threads
+from .loop import make_writer
+from .runtime import set_threads
 
 EXAMPLES = """
 examples:

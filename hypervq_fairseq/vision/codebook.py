@@ -12,8 +12,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .model import VQVAE
 from ..files import atomic_write
+from .model import VQVAE
 
 
 @torch.no_grad()

@@ -15,11 +15,11 @@ import os
 import time
 from dataclasses import replace
 
+from ..files import atomic_write_json, atomic_write_text
 from .disentangle import evaluate_disentanglement, scatter_png
 from .model import VQVAEConfig
 from .probe import train_probe
 from .quantizers import PAPER_NAMES, options_for
-from ..files import atomic_write_json, atomic_write_text
 from .train import evaluate_vqvae, train_vqvae
 
 

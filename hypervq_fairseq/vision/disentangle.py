@@ -17,9 +17,9 @@ import math
 import numpy as np
 import torch
 
-from .model import VQVAE
 from ..files import atomic_write
-from .runtime import ordered_batches
+from .batches import ordered_batches
+from .model import VQVAE
 
 ROTATION_DEG = 30.0
 NOISE_STD = 0.1   # on the [-0.5, 0.5] pixel scale

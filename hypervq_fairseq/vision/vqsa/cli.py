@@ -79,7 +79,7 @@ def _load_reference(path):
 
 def run(args: argparse.Namespace) -> int:
     from .train import CHECKPOINT, KIND, build_model, config_from_args, evaluate, load_split, num_classes_of, train
-    from ..runtime import load_checkpoint
+    from ..checkpoint import load_checkpoint
 
     if args.vqsa_action == "compare":
         from .compare import compare

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Dict, List, Optional
 
@@ -42,10 +41,13 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
 from ...files import atomic_write_json
-from ..runtime import load_checkpoint, save_checkpoint, set_threads
+from ..batches import batches, steps_per_epoch
+from ..loop import TrainState, train_loop
+from ..runtime import set_threads
 from .corruptions import KNOWN_CORRUPTIONS, SEVERITIES, UNKNOWN_CORRUPTIONS, RandomCorruption, check_split, parse_names
 from .data import (GRAY_MEAN, GRAY_STD, IMAGENET_MEAN, IMAGENET_STD, CorruptedView, ImageFolderUint8, Normalise,
                    TrainPairs, load_small)
+from ...errors import InputError
 from ..quantizers import QUANTIZERS, canonical_name
 from .metrics import summary
 from .model import VQSAClassifier, build_backbone, load_resnet50_weights, num_parameters
@@ -245,13 +247,18 @@ def train_step(model: VQSAClassifier, batch, cfg: VQSAConfig, device) -> Dict[st
     return out
 
 
-def _epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> List[List[int]]:
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100003 + epoch)).tolist()
-    return [perm[i:i + batch_size] for i in range(0, n - batch_size + 1, batch_size)]
+def _same_architecture(cfg: VQSAConfig, path: str, stored: dict) -> None:
+    """Weights of another architecture cannot continue this run: refuse, naming the option."""
+    config = {**stored["config"], "quantizer": canonical_name(stored["config"]["quantizer"], warn=False)}
+    for k in ARCH_KEYS:
+        if config[k] != getattr(cfg, k):
+            raise InputError(f"{path} was trained with {k}={config[k]!r}, this run has {getattr(cfg, k)!r}; "
+                             "use another --out, or drop --resume to start over")
 
 
 def train(cfg: VQSAConfig) -> VQSAClassifier:
     """Train (or resume) the model described by ``cfg``; returns it in eval mode."""
+    # data: clean images, paired with corrupted copies unless this is the reference
     set_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     device = torch.device(cfg.device)
@@ -261,66 +268,33 @@ def train(cfg: VQSAConfig) -> VQSAClassifier:
         if cfg.train_corruptions else None
     pairs = TrainPairs(train_base, normaliser(cfg), corruption)
 
+    # model and optimizer, then the checkpoint to continue from
     model = build_model(cfg, num_classes).to(device)
     opt = make_optimizer(model, cfg)
-    per_epoch = len(pairs) // cfg.batch_size
-    if per_epoch == 0:
-        raise ValueError(f"batch size {cfg.batch_size} is larger than the training set ({len(pairs)} images)")
+    per_epoch = steps_per_epoch(len(pairs), cfg.batch_size)
     total = per_epoch * cfg.epochs
-    step = 0
-    ckpt_path = os.path.join(cfg.out, CHECKPOINT)
-    if cfg.resume and os.path.exists(ckpt_path):
-        state = load_checkpoint(ckpt_path, KIND)
-        stored = {**state["config"], "quantizer": canonical_name(state["config"]["quantizer"], warn=False)}
-        for k in ARCH_KEYS:
-            if stored[k] != getattr(cfg, k):
-                raise ValueError(f"{ckpt_path} was trained with {k}={stored[k]!r}, this run has {getattr(cfg, k)!r}")
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["rng"])
-        step = state["step"]
-        print(f"[vqsa] resumed {ckpt_path} at step {step}/{total}")
-
+    state = TrainState(os.path.join(cfg.out, CHECKPOINT), KIND, model, opt, meta={"config": asdict(cfg)})
+    if cfg.resume and state.resume(check=lambda stored: _same_architecture(cfg, state.path, stored)):
+        print(f"[vqsa] resumed {state.path} at step {state.step}/{total}")
     print(f"[vqsa] {cfg.dataset}: {len(pairs)} training images, {num_classes} classes, {per_epoch} steps/epoch × "
           f"{cfg.epochs} epochs = {total} steps | backbone {cfg.backbone} {num_parameters(model.backbone) / 1e6:.2f} M, "
           f"head {cfg.quantizer} {num_parameters(model.head) / 1e6:.2f} M | "
           f"{'clean + corrupted pairs (' + str(len(cfg.known_list)) + ' known corruptions)' if corruption else 'clean only'}")
 
-    def checkpoint():
-        save_checkpoint(ckpt_path, {"kind": KIND, "config": asdict(cfg), "model": model.state_dict(),
-                                    "optimizer": opt.state_dict(), "step": step, "rng": torch.get_rng_state()})
+    def step(i: int, batch) -> dict:
+        model.set_num_updates(i)  # Gumbel temperature schedule
+        lr = lr_at(i, total, cfg.lr)
+        for g in opt.param_groups:
+            g["lr"] = lr * g["lr_mult"]
+        return train_step(model, batch, cfg, device)
 
-    model.train()
-    bar = tqdm(total=total, initial=step, desc=f"vqsa {cfg.quantizer}", disable=not cfg.progress, dynamic_ncols=True)
-    t0 = time.time()
-    stop_at = min(total, step + cfg.max_steps) if cfg.max_steps > 0 else total
-    while step < stop_at:
-        epoch, offset = divmod(step, per_epoch)
-        pairs.set_epoch(epoch)
-        order = _epoch_batches(len(pairs), cfg.batch_size, cfg.seed, epoch)[offset:]
-        # its own generator: a DataLoader draws a base seed when iterated, which must not move the global RNG
-        loader = DataLoader(pairs, batch_sampler=order, num_workers=cfg.num_workers, generator=torch.Generator())
-        for batch in loader:
-            if step >= stop_at:
-                break
-            model.set_num_updates(step)
-            lr = lr_at(step, total, cfg.lr)
-            for g in opt.param_groups:
-                g["lr"] = lr * g["lr_mult"]
-            terms = train_step(model, batch, cfg, device)
-            if not torch.isfinite(terms["loss"]):
-                raise FloatingPointError(f"non-finite loss at step {step}: { {k: float(v) for k, v in terms.items()} }")
-            opt.zero_grad(set_to_none=True)
-            terms["loss"].backward()
-            opt.step()
-            step += 1
-            bar.update(1)
-            bar.set_postfix({k: f"{float(v.detach()):.3g}" for k, v in terms.items() if k in ("loss", "ce", "acc", "ppl")})
-            if step % cfg.save_every == 0 or step % per_epoch == 0 or step == stop_at:
-                checkpoint()
-    bar.close()
-    print(f"[vqsa] at step {step}/{total} after {time.time() - t0:.0f} s")
-    return model.eval()
+    stop_at = min(total, state.step + cfg.max_steps) if cfg.max_steps > 0 else total
+    it = batches(pairs, cfg.batch_size, seed=cfg.seed, start_step=state.step, workers=cfg.num_workers,
+                 on_epoch=pairs.set_epoch)
+    seconds = train_loop(state, step, it, steps=stop_at, log_every=1, save_every=cfg.save_every,
+                         epoch_steps=per_epoch, desc=f"vqsa {cfg.quantizer}", quiet=not cfg.progress)
+    print(f"[vqsa] at step {state.step}/{total} after {seconds:.0f} s")
+    return model
 
 
 # -- evaluation ---------------------------------------------------------------------------
