@@ -189,18 +189,20 @@ def test_cli_compare_builds_the_table(tmp_path, capsys):
     # a second call reuses every finished stage
     assert vqsa_cli.main(args) == 0
     assert "done before" in capsys.readouterr().out
-    # eval needs a checkpoint, and says so
-    with pytest.raises(FileNotFoundError, match="train first"):
-        vqsa_cli.main(["eval", "--out", str(tmp_path / "empty"), "--dataset", "digits", "--quantizer", "kmeans"])
+    # eval needs a checkpoint, and says so in one line
+    assert vqsa_cli.main(["eval", "--out", str(tmp_path / "empty"), "--dataset", "digits", "--quantizer", "kmeans"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("vqsa: error:") and "train first" in err[0]
 
 
-def test_hypervq_vision_dispatches_vqsa(tmp_path):
+def test_hypervq_vision_dispatches_vqsa(tmp_path, capsys):
     from hypervq_fairseq.vision.cli import main as vision_main
 
-    with pytest.raises(FileNotFoundError, match="train first"):
-        vision_main(["vqsa", "eval", "--out", str(tmp_path), "--dataset", "digits", "--quantizer", "hypervq"])
-    with pytest.raises(SystemExit):
+    assert vision_main(["vqsa", "eval", "--out", str(tmp_path), "--dataset", "digits", "--quantizer", "hypervq"]) == 1
+    assert "train first" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
         vision_main(["vqsa", "train", "--out", str(tmp_path), "--quantizer", "pq"])
+    assert exit_.value.code == 2 and "'pq'" in capsys.readouterr().err
 
 
 def test_resnet50_backbone_loads_a_local_torchvision_file(tmp_path):

@@ -18,6 +18,7 @@ from dataclasses import replace
 from ..files import atomic_write_json, atomic_write_text
 from .disentangle import evaluate_disentanglement, scatter_png
 from .model import VQVAEConfig
+from .options import loop_options
 from .probe import train_probe
 from .quantizers import PAPER_NAMES, options_for
 from .train import evaluate_vqvae, train_vqvae
@@ -32,15 +33,15 @@ def _stage(path: str, fn):
     return result
 
 
-def run_compare(args, base_cfg: VQVAEConfig, quantizer_settings: dict, train_ds, test_ds, classes: int, dis_train_ds, dis_images) -> dict:
+def run_compare(args, base_cfg: VQVAEConfig, quantizer_settings: dict, train_ds, test_ds, classes: int, dis_train_ds,
+                dis_images) -> dict:
     rows = {}
     t_all = time.time()
     for q in args.quantizers:
         out = os.path.join(args.out, q)
         t0 = time.time()
         cfg = replace(base_cfg, quantizer=q, quantizer_options=options_for(q, quantizer_settings))
-        common = dict(seed=args.seed, resume=True, log_every=args.log_every, save_every=args.save_every, quiet=args.quiet,
-                      workers=args.workers)
+        common = {**loop_options(args), "resume": True}  # a rerun continues where it stopped
 
         def recon():
             model = train_vqvae(cfg, train_ds, out=os.path.join(out, "vqvae"), steps=args.steps,

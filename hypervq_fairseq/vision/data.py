@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset, TensorDataset
 
+from ..errors import InputError
 from ..files import atomic_write
 
 # Where Debian's dataset-fashion-mnist package installs its files.
@@ -90,7 +91,7 @@ def load_dataset(name: str, root: str = None, *, train: bool = True, image_size:
     import torchvision
 
     if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; expected one of {DATASETS}")
+        raise InputError(f"unknown dataset {name!r}; expected one of {DATASETS}")
     if name == "digits":
         from sklearn.datasets import load_digits
 
@@ -107,7 +108,7 @@ def load_dataset(name: str, root: str = None, *, train: bool = True, image_size:
         ds = torchvision.datasets.FashionMNIST(cache, train=train, download=False)
         return TensorDataset(_to_unit(ds.data.unsqueeze(1), 255.0), ds.targets.long())
     if root is None:
-        raise ValueError(f"dataset {name} needs --data-root (nothing is downloaded)")
+        raise InputError(f"dataset {name} needs --data-root (nothing is downloaded)")
     if name == "mnist":
         try:
             ds = torchvision.datasets.MNIST(root, train=train, download=False)

@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..errors import InputError
 from .quantizers import VQOutput, build_quantizer, canonical_name
 
 
@@ -92,7 +93,7 @@ class VQVAE(nn.Module):
     def __init__(self, cfg: VQVAEConfig):
         super().__init__()
         if cfg.hidden < 2 or cfg.hidden % 2:
-            raise ValueError(f"hidden channels must be even and >= 2, got {cfg.hidden}")
+            raise InputError(f"hidden channels must be even and >= 2, got {cfg.hidden}")
         self.cfg = cfg
         self.encoder = Encoder(cfg)
         self.quantizer = build_quantizer(cfg.quantizer, cfg.embedding_dim, cfg.num_codes, **cfg.quantizer_options)

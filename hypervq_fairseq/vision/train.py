@@ -19,6 +19,7 @@ from .batches import batches, ordered_batches
 from .checkpoint import load_checkpoint
 from .loop import TrainState, log_scalars, train_loop
 from .model import VQVAE, VQVAEConfig, num_parameters
+from .options import loop_options
 from .runtime import device_of
 
 CHECKPOINT = "checkpoint.pt"
@@ -92,10 +93,15 @@ def evaluate_vqvae(model: VQVAE, ds, batch_size: int = 256, workers: int = 0) ->
     }
 
 
+def train_from_args(args, cfg: VQVAEConfig, train_ds) -> VQVAE:
+    """:func:`train_vqvae` with the command line's ``run`` options."""
+    return train_vqvae(cfg, train_ds, out=args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                       dataset=args.dataset, device=args.device, **loop_options(args))
+
+
 def run_train(args, cfg: VQVAEConfig, train_ds, test_ds) -> dict:
-    model = train_vqvae(cfg, train_ds, out=args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                        seed=args.seed, resume=args.resume, log_every=args.log_every, save_every=args.save_every,
-                        dataset=args.dataset, quiet=args.quiet, device=args.device, workers=args.workers)
+    """``hypervq-vision train``: train, then test MSE and perplexity into ``metrics.json`` and TensorBoard."""
+    model = train_from_args(args, cfg, train_ds)
     metrics = evaluate_vqvae(model, test_ds, workers=args.workers)
     metrics.update(quantizer=cfg.quantizer, steps=args.steps, test_images=len(test_ds))
     atomic_write_json(os.path.join(args.out, "metrics.json"), metrics)

@@ -109,7 +109,7 @@ def load_resnet50_weights(net: nn.Module, path: str) -> None:
     unexpected = sorted(set(state) - set(own))
     wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
     if missing or unexpected or wrong:
-        raise ValueError(f"{path} is not a torchvision ResNet-50 state_dict: missing {missing[:3]}, "
+        raise InputError(f"{path} is not a torchvision ResNet-50 state_dict: missing {missing[:3]}, "
                          f"unexpected {unexpected[:3]}, wrong shape {wrong[:3]}")
     net.load_state_dict(state, strict=False)
 
@@ -119,9 +119,9 @@ def build_backbone(name: str, *, in_channels: int = 3, width: int = 32, weights:
         return SmallBackbone(in_channels, width)
     if name == "resnet50":
         if in_channels != 3:
-            raise ValueError(f"resnet50 takes 3-channel images, got in_channels={in_channels}")
+            raise InputError(f"resnet50 takes 3-channel images, got in_channels={in_channels}")
         return ResNet50Backbone(weights)
-    raise ValueError(f"unknown backbone {name!r}; expected 'small' or 'resnet50'")
+    raise InputError(f"unknown backbone {name!r}; expected 'small' or 'resnet50'")
 
 
 class SelfAttentionLayer(nn.Module):

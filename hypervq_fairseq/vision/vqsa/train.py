@@ -29,126 +29,31 @@ permutation seeded by ``(seed, epoch)`` and corruptions are seeded per image.
 """
 from __future__ import annotations
 
-import argparse
 import math
 import os
-from dataclasses import asdict, dataclass, field, fields
-from typing import Dict, List, Optional
+from dataclasses import asdict
+from typing import Dict, Optional
 
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
+from ...errors import InputError
 from ...files import atomic_write_json
 from ..batches import batches, steps_per_epoch
 from ..loop import TrainState, train_loop
+from ..quantizers import canonical_name
 from ..runtime import set_threads
-from .corruptions import KNOWN_CORRUPTIONS, SEVERITIES, UNKNOWN_CORRUPTIONS, RandomCorruption, check_split, parse_names
+from .config import ARCH_KEYS, VQSAConfig, add_config_arguments, config_from_args  # noqa: F401  (re-exported)
+from .corruptions import RandomCorruption
 from .data import (GRAY_MEAN, GRAY_STD, IMAGENET_MEAN, IMAGENET_STD, CorruptedView, ImageFolderUint8, Normalise,
                    TrainPairs, load_small)
-from ...errors import InputError
-from ..quantizers import QUANTIZERS, canonical_name
 from .metrics import summary
 from .model import VQSAClassifier, build_backbone, load_resnet50_weights, num_parameters
 
 CHECKPOINT = "checkpoint_last.pt"
 KIND = "vqsa"
-# The quantizer of the VQ-SA head, or none: the backbone alone (global pool + linear classifier).
-HEAD_CHOICES = (*sorted(QUANTIZERS), "none")
-# Options that must match between a checkpoint and the run that resumes it.
-ARCH_KEYS = ("dataset", "backbone", "width", "quantizer", "codes", "dim", "heads", "pool")
-
-
-@dataclass
-class VQSAConfig:
-    out: str = field(metadata={"help": "output folder: checkpoint, errors.json, metrics.json"})
-    dataset: str = field(default="fashion-mnist", metadata={"help": "fashion-mnist | digits | imagenet",
-                                                              "choices": ("fashion-mnist", "digits", "imagenet")})
-    data_root: Optional[str] = field(default=None, metadata={"help": "dataset folder (fashion-mnist: the idx files; imagenet: train/ and val/)"})
-    cache_dir: Optional[str] = field(default=None, metadata={"help": "where Fashion-MNIST is decompressed"})
-    imagenet_c: Optional[str] = field(default=None, metadata={"help": "ImageNet-C folder (<corruption>/<severity>/<class>/...) for evaluation"})
-    train_limit: int = field(default=0, metadata={"help": "seeded random subset of the training set (0: all)"})
-    eval_limit: int = field(default=0, metadata={"help": "seeded random subset of the evaluation set (0: all)"})
-    backbone: str = field(default="small", metadata={"help": "small (from scratch) | resnet50", "choices": ("small", "resnet50")})
-    backbone_weights: Optional[str] = field(default=None, metadata={"help": "torchvision ResNet-50 state_dict, or a vqsa checkpoint whose backbone to reuse"})
-    width: int = field(default=32, metadata={"help": "small backbone: channels of the first stage"})
-    quantizer: str = field(default="hypervq", metadata={"help": "a vision quantizer, or none (the backbone alone)",
-                                                         "choices": HEAD_CHOICES,
-                                                         "type": canonical_name})
-    codes: int = field(default=1024, metadata={"help": "codebook size K"})
-    dim: int = field(default=128, metadata={"help": "width d of the quantized tokens and the attention layer"})
-    heads: int = field(default=4, metadata={"help": "attention heads"})
-    pool: int = field(default=4, metadata={"help": "positions per side after pooling [z, ẑ]"})
-    known: str = field(default="all", metadata={"help": "comma-separated known (training) corruptions, or 'all' (the 15 of ImageNet-C)"})
-    unknown: str = field(default="all", metadata={"help": "comma-separated unknown (held-out) corruptions, or 'all' (the 4 extra of ImageNet-C)"})
-    train_corruptions: bool = field(default=True, metadata={"help": "train on clean + corrupted pairs (off: clean only, the reference)"})
-    p_corrupt: float = field(default=1.0, metadata={"help": "probability that a pair's copy is corrupted"})
-    severities: str = field(default="1,2,3,4,5", metadata={"help": "severities used in training and evaluation"})
-    epochs: int = field(default=2, metadata={"help": "training epochs"})
-    batch_size: int = field(default=128, metadata={"help": "clean images per batch (pairs double it)"})
-    lr: float = field(default=2e-3, metadata={"help": "peak learning rate (AdamW, cosine decay, 3% warm-up)"})
-    backbone_lr_mult: float = field(default=1.0, metadata={"help": "backbone learning rate = lr × this (e.g. 0.1 for a pretrained backbone)"})
-    weight_decay: float = field(default=1e-4, metadata={"help": "AdamW weight decay"})
-    consistency_weight: float = field(default=1.0, metadata={"help": "weight of ‖ẑ(corrupted) − sg(ẑ(clean))‖²"})
-    diversity_weight: float = field(default=0.1, metadata={"help": "wav2vec 2.0 diversity loss for hypervq and gumbel"})
-    temp: str = field(default="(2, 0.5, 0.999)", metadata={"help": "Gumbel temperature (max, min, decay per update)"})
-    seed: int = field(default=0, metadata={"help": "seed for weights, batches and corruptions"})
-    max_steps: int = field(default=0, metadata={"help": "stop this run after N steps (checkpointed; --resume continues); 0: no limit"})
-    save_every: int = field(default=200, metadata={"help": "checkpoint every N steps (and at each epoch end)"})
-    resume: bool = field(default=False, metadata={"help": "continue from OUT/checkpoint_last.pt if it exists"})
-    device: str = field(default="cpu", metadata={"help": "cpu | cuda | cuda:N"})
-    threads: int = field(default=0, metadata={"help": "torch CPU threads (0: torch's default)"})
-    num_workers: int = field(default=0, metadata={"help": "DataLoader workers (corruption runs in them)"})
-    eval_batch_size: int = field(default=256, metadata={"help": "evaluation batch size"})
-    progress: bool = field(default=True, metadata={"help": "tqdm progress bars"})
-
-    def __post_init__(self):
-        self.quantizer = canonical_name(self.quantizer)
-        if self.quantizer not in HEAD_CHOICES:
-            raise ValueError(f"quantizer must be one of {', '.join(HEAD_CHOICES)}, got {self.quantizer!r}")
-        if self.dataset not in ("fashion-mnist", "digits", "imagenet"):
-            raise ValueError(f"dataset must be fashion-mnist, digits or imagenet, got {self.dataset!r}")
-        if self.dataset == "imagenet" and not self.data_root:
-            raise ValueError("dataset imagenet needs --data-root with train/ and val/ folders")
-        check_split(self.known_list, self.unknown_list)
-        bad = [s for s in self.severity_list if s not in SEVERITIES]
-        if bad or not self.severity_list:
-            raise ValueError(f"severities must be a non-empty subset of {SEVERITIES}, got {self.severities!r}")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}")
-
-    @property
-    def known_list(self) -> List[str]:
-        return parse_names(self.known, KNOWN_CORRUPTIONS)
-
-    @property
-    def unknown_list(self) -> List[str]:
-        return parse_names(self.unknown, UNKNOWN_CORRUPTIONS)
-
-    @property
-    def severity_list(self) -> List[int]:
-        return [int(s) for s in self.severities.split(",") if s.strip()]
-
-
-def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """One ``--flag`` per :class:`VQSAConfig` field, with its help text."""
-    for f in fields(VQSAConfig):
-        flag = "--" + f.name.replace("_", "-")
-        help_text = f.metadata.get("help", "").replace("%", "%%")
-        if f.type in ("bool", bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=help_text)
-            continue
-        kind = f.metadata.get("type") or {"int": int, "float": float}.get(str(f.type), str)
-        required = f.name == "out"
-        parser.add_argument(flag, type=kind, default=None if required else f.default, required=required,
-                            choices=f.metadata.get("choices"), help=f"{help_text} (default: {f.default})" if not required else help_text)
-
-
-def config_from_args(args: argparse.Namespace, **override) -> VQSAConfig:
-    values = {f.name: getattr(args, f.name) for f in fields(VQSAConfig) if hasattr(args, f.name)}
-    values.update(override)
-    return VQSAConfig(**values)
 
 
 # -- data ---------------------------------------------------------------------------------
@@ -191,12 +96,12 @@ def load_backbone_weights(model: VQSAClassifier, path: str, backbone: str) -> No
     state = torch.load(path, map_location="cpu", weights_only=False)
     if isinstance(state, dict) and state.get("kind") == KIND:
         if state["config"]["backbone"] != backbone:
-            raise ValueError(f"{path} holds a {state['config']['backbone']!r} backbone, expected {backbone!r}")
+            raise InputError(f"{path} holds a {state['config']['backbone']!r} backbone, expected {backbone!r}")
         sub = {k[len("backbone."):]: v for k, v in state["model"].items() if k.startswith("backbone.")}
         model.backbone.load_state_dict(sub)
         return
     if backbone != "resnet50":
-        raise ValueError(f"{path} is not a vqsa checkpoint; only --backbone resnet50 accepts a torchvision state_dict")
+        raise InputError(f"{path} is not a vqsa checkpoint; only --backbone resnet50 accepts a torchvision state_dict")
     load_resnet50_weights(model.backbone.net, path)
     # The backbone-alone row of Table 6 is the pretrained ResNet-50 itself: keep its classifier.
     fc_w, fc_b = state.get("fc.weight"), state.get("fc.bias")
