@@ -71,6 +71,13 @@ def _sizes(args, cfg: VQVAEConfig) -> None:
           f"quantizer={cfg.quantizer} K={cfg.num_codes} threads={torch.get_num_threads()}")
 
 
+def _fresh(args):
+    """The config of a VQ-VAE to train from the command line (sizes printed) and the datasets."""
+    cfg = model_config(args, INFO[args.dataset].channels)
+    _sizes(args, cfg)
+    return (cfg, *_datasets(args))
+
+
 def _pretrained(args):
     """The VQ-VAE of ``--checkpoint`` and the datasets, for the subcommands built on a trained model."""
     from .train import build_from_checkpoint
@@ -105,9 +112,7 @@ def _subcommand(handler):
 def _train(args) -> None:
     from .train import run_train
 
-    cfg = model_config(args, INFO[args.dataset].channels)
-    _sizes(args, cfg)
-    train_ds, test_ds = _datasets(args)
+    cfg, train_ds, test_ds = _fresh(args)
     metrics = run_train(args, cfg, train_ds, test_ds)
     print(f"[train] test mse={metrics['mse']:.4f} perplexity={metrics['perplexity']:.1f} "
           f"codes used={metrics['codes_used']}/{cfg.num_codes} -> {args.out}/metrics.json")
@@ -145,12 +150,10 @@ def _disentangle(args) -> None:
     from .disentangle import evaluate_disentanglement, scatter_png
     from .train import build_from_checkpoint, train_from_args
 
-    train_ds, test_ds = _datasets(args)
     if args.checkpoint:
-        model = build_from_checkpoint(args.checkpoint, args.device)
+        model, _, test_ds = _pretrained(args)
     else:
-        cfg = model_config(args, INFO[args.dataset].channels)
-        _sizes(args, cfg)
+        cfg, train_ds, test_ds = _fresh(args)
         model = train_from_args(args, cfg, train_ds)
     # the first test images (≥ 200, so that 1,000 positions are sampled from many images)
     images = torch.stack([test_ds[i][0] for i in range(min(len(test_ds), max(200, args.samples)))])
@@ -182,9 +185,7 @@ def _prior(args) -> None:
 def _compare(args) -> None:
     from .compare import run_compare
 
-    cfg = model_config(args, INFO[args.dataset].channels)
-    _sizes(args, cfg)
-    train_ds, test_ds = _datasets(args)
+    cfg, train_ds, test_ds = _fresh(args)
     images = torch.stack([test_ds[i][0] for i in range(min(len(test_ds), 200))])
     run_compare(args, cfg, quantizer_settings(args), train_ds, test_ds, INFO[args.dataset].classes, train_ds, images)
 
@@ -213,14 +214,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_args(p), add_run_args(p, 1000), add_model_args(p)
 
     p = _add(sub, "probe", _probe, "frozen encoder+quantizer, trained classifier head (Tables 3, 7)", [
-        "hypervq-vision probe --checkpoint runs/hypervq/checkpoint.pt --steps 1000 --out runs/hypervq/probe"])
+        "hypervq-vision probe --checkpoint runs/hypervq/checkpoint.pt --steps 1000 --out runs/hypervq/probe",
+        "hypervq-vision probe --dataset cifar100 --data-root DATA --device cuda --checkpoint runs/c100/hypervq/checkpoint.pt "
+        "--steps 40000 --out runs/c100/hypervq/probe --resume"])
     p.add_argument("--checkpoint", required=True, help="a checkpoint.pt written by `train`")
     p.add_argument("--probe-hidden", type=int_at_least(1), default=128)
     add_data_args(p), add_run_args(p, 500)
     p.set_defaults(lr=1e-3)
 
     p = _add(sub, "codebook", _codebook, "decode each code as a 1x1 latent into a grid PNG (Figure 4)", [
-        "hypervq-vision codebook --checkpoint runs/hypervq/checkpoint.pt --out runs/hypervq/codebook"])
+        "hypervq-vision codebook --checkpoint runs/hypervq/checkpoint.pt --out runs/hypervq/codebook",
+        "hypervq-vision codebook --checkpoint runs/kmeans/checkpoint.pt --out runs/kmeans/codebook"])
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--out", required=True)
 
