@@ -10,9 +10,10 @@ from hypervq_fairseq.vision import VQVAE, VQVAEConfig
 from hypervq_fairseq.vision.disentangle import cluster_scores, corrupt
 from hypervq_fairseq.vision.inception_metrics import frechet_distance, inception_score, trace_sqrt_product
 from hypervq_fairseq.vision.pixelcnn import GatedPixelCNN
-from hypervq_fairseq.vision.quantizers import QUANTIZERS, HyperKmeansVQ, KmeansVQ, build_quantizer, register
+from hypervq_fairseq.vision.quantizers import (QUANTIZERS, HyperKmeansVQ, KmeansVQ, build_quantizer, canonical_name,
+                                             options_for, register)
 
-NAMES = ["kmeans", "gumbel", "hyper", "hyper_kmeans", "hyper_embmat"]
+NAMES = ["kmeans", "gumbel", "hypervq", "hyper_kmeans", "hyper_embmat"]
 
 
 def tiny(q, **kw):
@@ -158,3 +159,32 @@ def test_hyper_kmeans_starts_with_many_codes_in_use():
     q = HyperKmeansVQ(64, 512)
     out = q(torch.randn(8, 64, 7, 7) * 0.1)
     assert out.indices.unique().numel() > 100
+
+
+@pytest.mark.parametrize("old, new, cls", [("hyper", "hypervq", "HyperVQ"), ("vq", "kmeans", "KmeansVQ")])
+def test_old_names_still_build_with_one_line_naming_the_new_one(old, new, cls, capsys):
+    with pytest.warns(DeprecationWarning, match=f"use '{new}'"):
+        q = build_quantizer(old, 4, 8)
+    assert type(q).__name__ == cls
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"'{old}'" in err[0] and f"'{new}'" in err[0]
+    assert canonical_name(new) == new and capsys.readouterr().err == ""
+
+
+def test_each_quantizer_takes_only_the_settings_it_knows():
+    settings = {"temp": [2.0, 0.5, 0.9], "curvature": 0.5, "clip_radius": None, "beta": 0.3, "ema": True,
+                "diversity_weight": 0.1}
+    assert options_for("gumbel", settings) == {"temp": [2.0, 0.5, 0.9], "diversity_weight": 0.1}
+    assert options_for("kmeans", settings) == {"beta": 0.3, "ema": True}
+    assert options_for("hyper_kmeans", settings) == {"beta": 0.3, "curvature": 0.5}
+    assert set(options_for("hypervq", settings)) == {"temp", "curvature", "clip_radius", "diversity_weight"}
+    assert set(options_for("hyper_embmat", settings)) == {"temp", "curvature", "clip_radius"}
+    for name in QUANTIZERS:
+        build_quantizer(name, 4, 8, **options_for(name, settings))
+
+
+def test_a_config_stored_under_an_old_name_loads_silently(recwarn, capsys):
+    stored = VQVAEConfig(quantizer="hypervq", num_codes=8, embedding_dim=4, hidden=8).to_dict()
+    stored["quantizer"] = "hyper"
+    cfg = VQVAEConfig.from_dict(stored)
+    assert cfg.quantizer == "hypervq" and not recwarn.list and capsys.readouterr().err == ""

@@ -30,7 +30,7 @@ def _one_thread():
     torch.set_num_threads(before)
 
 
-@pytest.mark.parametrize("quantizer", ["hypervq", "vq", "gumbel", "none"])
+@pytest.mark.parametrize("quantizer", ["hypervq", "kmeans", "gumbel", "hyper_kmeans", "hyper_embmat", "none"])
 def test_head_shapes_for_each_quantizer(quantizer):
     torch.manual_seed(0)
     model = VQSAClassifier(SmallBackbone(3, width=4), 7, quantizer=quantizer, dim=16, num_codes=12, heads=2, pool=2)
@@ -61,7 +61,7 @@ def test_unknown_quantizer_and_backbone_fail_clearly():
         VQSAConfig(out="x", quantizer="pq")
 
 
-@pytest.mark.parametrize("quantizer", ["hypervq", "vq", "gumbel"])
+@pytest.mark.parametrize("quantizer", ["hypervq", "kmeans", "gumbel", "hyper_kmeans", "hyper_embmat"])
 def test_training_step_has_finite_loss_and_reaches_the_codebook(quantizer, tmp_path):
     torch.manual_seed(0)
     cfg = VQSAConfig(out=str(tmp_path), quantizer=quantizer, **TINY)
@@ -96,7 +96,7 @@ def test_resume_continues_exactly(tmp_path):
 
 
 def test_resume_refuses_a_different_architecture(tmp_path):
-    train(VQSAConfig(out=str(tmp_path), quantizer="vq", epochs=1, max_steps=1, **{k: v for k, v in TINY.items()}))
+    train(VQSAConfig(out=str(tmp_path), quantizer="kmeans", epochs=1, max_steps=1, **{k: v for k, v in TINY.items()}))
     with pytest.raises(ValueError, match="quantizer"):
         train(VQSAConfig(out=str(tmp_path), quantizer="gumbel", epochs=1, resume=True, **TINY))
 
@@ -179,28 +179,30 @@ def test_cli_compare_builds_the_table(tmp_path, capsys):
     args = ["compare", "--out", str(out), "--dataset", "digits", "--train-limit", "48", "--eval-limit", "16",
             "--width", "4", "--dim", "16", "--codes", "16", "--heads", "2", "--pool", "2", "--batch-size", "16",
             "--epochs-ref", "1", "--epochs", "1", "--known", "contrast", "--unknown", "speckle_noise",
-            "--severities", "2", "--threads", "1", "--no-progress", "--quantizers", "hypervq,vq"]
+            "--severities", "2", "--threads", "1", "--no-progress", "--quantizers", "hypervq,kmeans"]
     assert vqsa_cli.main(args) == 0
     table = (out / "table.md").read_text()
     assert "| backbone alone |" in table and "| HyperVQ-SA |" in table and "| VQ-SA |" in table
     assert "| 100.0 |" in table.splitlines()[2]  # the reference's own mCE
     rows = json.loads((out / "results.json").read_text())["rows"]
-    assert [r["key"] for r in rows] == ["reference", "hypervq", "vq"]
+    assert [r["key"] for r in rows] == ["reference", "hypervq", "kmeans"]
     # a second call reuses every finished stage
     assert vqsa_cli.main(args) == 0
     assert "done before" in capsys.readouterr().out
-    # eval needs a checkpoint, and says so
-    with pytest.raises(FileNotFoundError, match="train first"):
-        vqsa_cli.main(["eval", "--out", str(tmp_path / "empty"), "--dataset", "digits", "--quantizer", "vq"])
+    # eval needs a checkpoint, and says so in one line
+    assert vqsa_cli.main(["eval", "--out", str(tmp_path / "empty"), "--dataset", "digits", "--quantizer", "kmeans"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("vqsa: error:") and "train first" in err[0]
 
 
-def test_hypervq_vision_dispatches_vqsa(tmp_path):
+def test_hypervq_vision_dispatches_vqsa(tmp_path, capsys):
     from hypervq_fairseq.vision.cli import main as vision_main
 
-    with pytest.raises(FileNotFoundError, match="train first"):
-        vision_main(["vqsa", "eval", "--out", str(tmp_path), "--dataset", "digits", "--quantizer", "hypervq"])
-    with pytest.raises(SystemExit):
+    assert vision_main(["vqsa", "eval", "--out", str(tmp_path), "--dataset", "digits", "--quantizer", "hypervq"]) == 1
+    assert "train first" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
         vision_main(["vqsa", "train", "--out", str(tmp_path), "--quantizer", "pq"])
+    assert exit_.value.code == 2 and "'pq'" in capsys.readouterr().err
 
 
 def test_resnet50_backbone_loads_a_local_torchvision_file(tmp_path):
@@ -253,7 +255,7 @@ def test_imagenet_layout_trains_and_evaluates_with_imagenet_c_folders(tmp_path):
     for c in ("contrast", "speckle_noise"):
         _image_folder(tmp_path / "in-c" / c / "2", 2, 2, 224, 2)
     cfg = VQSAConfig(out=str(tmp_path / "run"), dataset="imagenet", data_root=str(tmp_path / "in"),
-                     imagenet_c=str(tmp_path / "in-c"), quantizer="vq", width=4, dim=16, codes=8, heads=2, pool=2,
+                     imagenet_c=str(tmp_path / "in-c"), quantizer="kmeans", width=4, dim=16, codes=8, heads=2, pool=2,
                      batch_size=4, epochs=1, known="contrast", unknown="speckle_noise", severities="2",
                      threads=1, progress=False)
     model = train(cfg)
@@ -264,3 +266,17 @@ def test_imagenet_layout_trains_and_evaluates_with_imagenet_c_folders(tmp_path):
     with pytest.raises(FileNotFoundError, match="ImageFolder layout"):
         train(VQSAConfig(out=str(tmp_path / "x"), dataset="imagenet", data_root=str(tmp_path / "nowhere"), **{
             k: v for k, v in TINY.items() if k != "dataset"}))
+
+
+def test_old_quantizer_names_work_and_old_checkpoints_resume(tmp_path, capsys):
+    with pytest.warns(DeprecationWarning, match="use 'kmeans'"):
+        cfg = VQSAConfig(out=str(tmp_path), quantizer="vq", epochs=1, max_steps=1, **TINY)
+    assert cfg.quantizer == "kmeans" and "'kmeans'" in capsys.readouterr().err
+    train(cfg)
+    # a checkpoint of the previous release names the quantizer "vq"
+    path = tmp_path / "checkpoint_last.pt"
+    state = torch.load(path, weights_only=False)
+    state["config"]["quantizer"] = "vq"
+    torch.save(state, path)
+    train(VQSAConfig(out=str(tmp_path), quantizer="kmeans", epochs=1, max_steps=1, resume=True, **TINY))
+    assert torch.load(path, weights_only=False)["step"] == 2

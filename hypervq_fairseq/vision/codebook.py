@@ -12,8 +12,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ..files import atomic_write
 from .model import VQVAE
-from .runtime import atomic_write
 
 
 @torch.no_grad()

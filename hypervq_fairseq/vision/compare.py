@@ -1,4 +1,4 @@
-"""The side-by-side run (issue 5, item 4): five quantizers, one table in the paper's format.
+"""The side-by-side run: five quantizers, one table in the paper's format.
 
 For each quantizer, seeded and on CPU: train a VQ-VAE (K = 512) → test MSE (Table 1) and
 code perplexity (Table 4); train the frozen-feature probe → test accuracy (Tables 3, 7);
@@ -15,11 +15,12 @@ import os
 import time
 from dataclasses import replace
 
+from ..files import atomic_write_json, atomic_write_text
 from .disentangle import evaluate_disentanglement, scatter_png
 from .model import VQVAEConfig
+from .options import loop_options
 from .probe import train_probe
-from .quantizers import PAPER_NAMES
-from .runtime import atomic_write, write_json
+from .quantizers import PAPER_NAMES, options_for
 from .train import evaluate_vqvae, train_vqvae
 
 
@@ -28,19 +29,19 @@ def _stage(path: str, fn):
         with open(path) as f:
             return json.load(f)
     result = fn()
-    write_json(path, result)
+    atomic_write_json(path, result)
     return result
 
 
-def run_compare(args, base_cfg: VQVAEConfig, train_ds, test_ds, classes: int, dis_train_ds, dis_images) -> dict:
+def run_compare(args, base_cfg: VQVAEConfig, quantizer_settings: dict, train_ds, test_ds, classes: int, dis_train_ds,
+                dis_images) -> dict:
     rows = {}
     t_all = time.time()
     for q in args.quantizers:
         out = os.path.join(args.out, q)
         t0 = time.time()
-        cfg = replace(base_cfg, quantizer=q, quantizer_options=base_cfg.quantizer_options.get(q, {}))
-        common = dict(seed=args.seed, resume=True, log_every=args.log_every, save_every=args.save_every, quiet=args.quiet,
-                      workers=args.workers)
+        cfg = replace(base_cfg, quantizer=q, quantizer_options=options_for(q, quantizer_settings))
+        common = {**loop_options(args), "resume": True}  # a rerun continues where it stopped
 
         def recon():
             model = train_vqvae(cfg, train_ds, out=os.path.join(out, "vqvae"), steps=args.steps,
@@ -68,8 +69,8 @@ def run_compare(args, base_cfg: VQVAEConfig, train_ds, test_ds, classes: int, di
                   f"probe={r['probe']['accuracy']:.2f}% sil={d['clean']['silhouette']:.3f}")
     minutes = (time.time() - t_all) / 60
     table = results_table(rows, args, minutes)
-    atomic_write(os.path.join(args.out, "results.md"), lambda tmp: open(tmp, "w").write(table))
-    write_json(os.path.join(args.out, "results.json"), {"rows": rows, "minutes": minutes, "settings": settings(args)})
+    atomic_write_text(os.path.join(args.out, "results.md"), table)
+    atomic_write_json(os.path.join(args.out, "results.json"), {"rows": rows, "minutes": minutes, "settings": settings(args)})
     print(table)
     return rows
 
@@ -95,21 +96,21 @@ def orderings(rows: dict) -> list:
         if all(q in rows for q in cond_keys):
             checks.append((text, bool(fn())))
 
-    check("perplexity HyperVQ > GumbelVQ > KmeansVQ (Table 4)", ["hyper", "gumbel", "kmeans"],
-          lambda: val("hyper", "perplexity") > val("gumbel", "perplexity") > val("kmeans", "perplexity"))
-    check("probe accuracy HyperVQ ≥ KmeansVQ > GumbelVQ (Table 3)", ["hyper", "gumbel", "kmeans"],
-          lambda: val("hyper", "probe_accuracy") >= val("kmeans", "probe_accuracy") > val("gumbel", "probe_accuracy"))
+    check("perplexity HyperVQ > GumbelVQ > KmeansVQ (Table 4)", ["hypervq", "gumbel", "kmeans"],
+          lambda: val("hypervq", "perplexity") > val("gumbel", "perplexity") > val("kmeans", "perplexity"))
+    check("probe accuracy HyperVQ ≥ KmeansVQ > GumbelVQ (Table 3)", ["hypervq", "gumbel", "kmeans"],
+          lambda: val("hypervq", "probe_accuracy") >= val("kmeans", "probe_accuracy") > val("gumbel", "probe_accuracy"))
     check("probe accuracy HyperEmbMatVQ > GumbelVQ (Table 7)", ["hyper_embmat", "gumbel"],
           lambda: val("hyper_embmat", "probe_accuracy") > val("gumbel", "probe_accuracy"))
-    check("probe accuracy HyperVQ > HyperEmbMatVQ (Table 7)", ["hyper", "hyper_embmat"],
-          lambda: val("hyper", "probe_accuracy") > val("hyper_embmat", "probe_accuracy"))
+    check("probe accuracy HyperVQ > HyperEmbMatVQ (Table 7)", ["hypervq", "hyper_embmat"],
+          lambda: val("hypervq", "probe_accuracy") > val("hyper_embmat", "probe_accuracy"))
     check("probe accuracy KmeansVQ > HyperKmeansVQ (Table 7)", ["kmeans", "hyper_kmeans"],
           lambda: val("kmeans", "probe_accuracy") > val("hyper_kmeans", "probe_accuracy"))
-    check("silhouette HyperVQ > KmeansVQ, clean and noisy (Table 5)", ["hyper", "kmeans"],
-          lambda: all(rows["hyper"]["disentangle"][c]["silhouette"] > rows["kmeans"]["disentangle"][c]["silhouette"]
+    check("silhouette HyperVQ > KmeansVQ, clean and noisy (Table 5)", ["hypervq", "kmeans"],
+          lambda: all(rows["hypervq"]["disentangle"][c]["silhouette"] > rows["kmeans"]["disentangle"][c]["silhouette"]
                       for c in ("clean", "noisy")))
-    check("Davies–Bouldin HyperVQ < KmeansVQ, clean and noisy (Table 5)", ["hyper", "kmeans"],
-          lambda: all(rows["hyper"]["disentangle"][c]["davies_bouldin"] < rows["kmeans"]["disentangle"][c]["davies_bouldin"]
+    check("Davies–Bouldin HyperVQ < KmeansVQ, clean and noisy (Table 5)", ["hypervq", "kmeans"],
+          lambda: all(rows["hypervq"]["disentangle"][c]["davies_bouldin"] < rows["kmeans"]["disentangle"][c]["davies_bouldin"]
                       for c in ("clean", "noisy")))
     return checks
 

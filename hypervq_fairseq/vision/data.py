@@ -17,12 +17,15 @@ from __future__ import annotations
 import gzip
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset, TensorDataset
+
+from ..errors import InputError
+from ..files import atomic_write
 
 # Where Debian's dataset-fashion-mnist package installs its files.
 DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
@@ -50,10 +53,14 @@ def default_cache_dir() -> str:
     return os.environ.get("HYPERVQ_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "hypervq_fairseq"))
 
 
+def _decompress(src: str, dst: str) -> None:
+    with open(dst, "wb") as out, (gzip.open(src, "rb") if src.endswith(".gz") else open(src, "rb")) as inp:
+        shutil.copyfileobj(inp, out)
+
+
 def prepare_fashion_mnist(source_dir: str, cache_dir: str) -> str:
     """Decompress the Debian idx ``.gz`` files into ``cache_dir/FashionMNIST/raw``; return ``cache_dir``."""
     raw = os.path.join(cache_dir, "FashionMNIST", "raw")
-    os.makedirs(raw, exist_ok=True)
     for name in FASHION_FILES:
         target = os.path.join(raw, name)
         if os.path.exists(target):
@@ -67,10 +74,7 @@ def prepare_fashion_mnist(source_dir: str, cache_dir: str) -> str:
                     f"optionally .gz) in {source_dir} (Debian package dataset-fashion-mnist, or pass --data-root)"
                 )
             src = plain
-        fd, tmp = tempfile.mkstemp(dir=raw, prefix=name + ".")
-        with os.fdopen(fd, "wb") as out, (gzip.open(src, "rb") if src.endswith(".gz") else open(src, "rb")) as inp:
-            shutil.copyfileobj(inp, out)
-        os.replace(tmp, target)
+        atomic_write(target, partial(_decompress, src))
     return cache_dir
 
 
@@ -87,7 +91,7 @@ def load_dataset(name: str, root: str = None, *, train: bool = True, image_size:
     import torchvision
 
     if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; expected one of {DATASETS}")
+        raise InputError(f"unknown dataset {name!r}; expected one of {DATASETS}")
     if name == "digits":
         from sklearn.datasets import load_digits
 
@@ -104,7 +108,7 @@ def load_dataset(name: str, root: str = None, *, train: bool = True, image_size:
         ds = torchvision.datasets.FashionMNIST(cache, train=train, download=False)
         return TensorDataset(_to_unit(ds.data.unsqueeze(1), 255.0), ds.targets.long())
     if root is None:
-        raise ValueError(f"dataset {name} needs --data-root (nothing is downloaded)")
+        raise InputError(f"dataset {name} needs --data-root (nothing is downloaded)")
     if name == "mnist":
         try:
             ds = torchvision.datasets.MNIST(root, train=train, download=False)

@@ -17,8 +17,9 @@ import math
 import numpy as np
 import torch
 
+from ..files import atomic_write
+from .batches import ordered_batches
 from .model import VQVAE
-from .runtime import atomic_write, ordered_batches
 
 ROTATION_DEG = 30.0
 NOISE_STD = 0.1   # on the [-0.5, 0.5] pixel scale

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import InputError
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 INPUT_SIZE = 299  # the resolution the ImageNet weights were trained at (75 is the network's minimum)
@@ -32,7 +34,7 @@ def load_inception(path: str):
     expected = set(net.state_dict())
     if set(state) != expected:
         missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
-        raise ValueError(f"{path} is not a torchvision inception_v3 state dict (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        raise InputError(f"{path} is not a torchvision inception_v3 state dict (missing {missing[:3]}, unexpected {unexpected[:3]})")
     net.load_state_dict(state, assign=True)
     return net.eval()
 

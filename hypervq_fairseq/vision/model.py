@@ -17,13 +17,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .quantizers import VQOutput, build_quantizer
+from ..errors import InputError
+from .quantizers import VQOutput, build_quantizer, canonical_name
 
 
 @dataclass
 class VQVAEConfig:
     in_channels: int = 1
-    quantizer: str = "hyper"
+    quantizer: str = "hypervq"
     num_codes: int = 512
     embedding_dim: int = 64
     hidden: int = 128
@@ -31,8 +32,16 @@ class VQVAEConfig:
     res_hidden: int = 32
     quantizer_options: dict = field(default_factory=dict)
 
+    def __post_init__(self):
+        self.quantizer = canonical_name(self.quantizer)
+
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, stored: dict) -> "VQVAEConfig":
+        """The config stored in a checkpoint; quantizer names of earlier releases map to today's, silently."""
+        return cls(**{**stored, "quantizer": canonical_name(stored["quantizer"], warn=False)})
 
 
 class ResidualStack(nn.Module):
@@ -84,7 +93,7 @@ class VQVAE(nn.Module):
     def __init__(self, cfg: VQVAEConfig):
         super().__init__()
         if cfg.hidden < 2 or cfg.hidden % 2:
-            raise ValueError(f"hidden channels must be even and >= 2, got {cfg.hidden}")
+            raise InputError(f"hidden channels must be even and >= 2, got {cfg.hidden}")
         self.cfg = cfg
         self.encoder = Encoder(cfg)
         self.quantizer = build_quantizer(cfg.quantizer, cfg.embedding_dim, cfg.num_codes, **cfg.quantizer_options)

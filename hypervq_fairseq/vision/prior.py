@@ -8,18 +8,20 @@ says so.
 """
 from __future__ import annotations
 
+import math
 import os
 
 import torch
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
-from tqdm import tqdm
 
+from ..files import atomic_write_json
+from .batches import batches, ordered_batches
 from .codebook import save_image_grid
+from .loop import TrainState, train_loop
 from .model import VQVAE
 from .pixelcnn import GatedPixelCNN
-from .runtime import (batches, device_of, make_writer, ordered_batches, resume_training, rng_state, save_checkpoint,
-                      write_json)
+from .runtime import device_of
 
 
 @torch.no_grad()
@@ -32,42 +34,29 @@ def extract_codes(model: VQVAE, ds, batch_size: int = 256, workers: int = 0) -> 
 def train_prior(model: VQVAE, train_ds, *, out: str, steps: int, batch_size: int = 64, lr: float = 1e-3,
                 dim: int = 64, layers: int = 15, seed: int = 0, resume: bool = False, log_every: int = 10,
                 save_every: int = 200, quiet: bool = False, workers: int = 0) -> GatedPixelCNN:
-    ckpt = os.path.join(out, "prior.pt")
+    # the prior and its optimizer, then the checkpoint to continue from
     torch.manual_seed(seed)
     prior = GatedPixelCNN(model.cfg.num_codes, dim=dim, layers=layers).to(device_of(model))
     opt = torch.optim.Adam(prior.parameters(), lr=lr)
-    state = resume_training(ckpt, "prior", prior, opt) if resume else None
-    step = state["step"] if state else 0
+    state = TrainState(os.path.join(out, "prior.pt"), "prior", prior, opt, meta={"dim": dim, "layers": layers})
+    if resume:
+        state.resume()
+
+    # the code maps of the training images, extracted once
     codes = TensorDataset(extract_codes(model, train_ds, workers=workers))
     if not quiet:
         print(f"[prior] GatedPixelCNN layers={layers} dim={dim} over {tuple(codes.tensors[0].shape[1:])} code maps, "
-              f"K={model.cfg.num_codes}, train maps={len(codes)} steps={step}->{steps}")
+              f"K={model.cfg.num_codes}, train maps={len(codes)} steps={state.step}->{steps}")
 
-    def save():
-        save_checkpoint(ckpt, {"kind": "prior", "model": prior.state_dict(), "optimizer": opt.state_dict(), "step": step,
-                               "rng": rng_state(), "dim": dim, "layers": layers})
+    def step(i: int, batch) -> dict:
+        (c,) = batch
+        nll = F.cross_entropy(prior(c), c)
+        return {"loss": nll, "bits_per_code": nll / math.log(2)}
 
-    writer = make_writer(out)
-    it = batches(codes, batch_size, seed=seed, start_step=step)
-    bar = tqdm(total=steps, initial=step, desc="prior", disable=quiet, dynamic_ncols=True)
-    prior.train()
-    while step < steps:
-        (c,) = next(it)
-        loss = F.cross_entropy(prior(c), c)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        step += 1
-        if step % log_every == 0 or step == steps:
-            bar.set_postfix(nll=f"{loss.item():.3f}", bits_per_code=f"{loss.item() / 0.6931:.2f}")
-            writer.add_scalar("prior/nll", loss.item(), step)
-        if step % save_every == 0 and step < steps:
-            save()
-        bar.update(1)
-    bar.close()
-    save()
-    writer.close()
-    return prior.eval()
+    it = batches(codes, batch_size, seed=seed, start_step=state.step)
+    train_loop(state, step, it, steps=steps, log_every=log_every, save_every=save_every, tensorboard=out,
+               tb_prefix="prior", desc="prior", quiet=quiet)
+    return prior
 
 
 @torch.no_grad()
@@ -100,5 +89,5 @@ def run_prior(model: VQVAE, train_ds, test_ds, *, out: str, steps: int, samples:
     else:
         metrics["fid"] = metrics["inception_score"] = None
         metrics["note"] = "FID/IS skipped: pass --inception-weights PATH (a torchvision inception_v3 state dict)"
-    write_json(os.path.join(out, "prior_metrics.json"), metrics)
+    atomic_write_json(os.path.join(out, "prior_metrics.json"), metrics)
     return metrics

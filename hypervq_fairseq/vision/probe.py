@@ -14,11 +14,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
-from tqdm import tqdm
 
+from ..files import atomic_write_json
+from .batches import batches, ordered_batches
+from .loop import TrainState, log_scalars, train_loop
 from .model import VQVAE
-from .runtime import (batches, device_of, make_writer, ordered_batches, resume_training, rng_state, save_checkpoint,
-                      write_json)
+from .runtime import device_of
 
 
 class ProbeHead(nn.Module):
@@ -55,47 +56,31 @@ def accuracy(head: ProbeHead, feats: TensorDataset, batch_size: int = 512) -> fl
 def train_probe(model: VQVAE, train_ds, test_ds, *, classes: int, out: str, steps: int, batch_size: int = 128,
                 lr: float = 1e-3, hidden: int = 128, seed: int = 0, resume: bool = False, log_every: int = 10,
                 save_every: int = 200, quiet: bool = False, workers: int = 0) -> dict:
-    ckpt = os.path.join(out, "probe.pt")
+    # the head and its optimizer, then the checkpoint to continue from
     torch.manual_seed(seed)
     head = ProbeHead(model.cfg.embedding_dim, classes, hidden).to(device_of(model))
     opt = torch.optim.Adam(head.parameters(), lr=lr)
-    state = resume_training(ckpt, "probe", head, opt) if resume else None
-    step = state["step"] if state else 0
+    state = TrainState(os.path.join(out, "probe.pt"), "probe", head, opt, meta={"classes": classes, "hidden": hidden})
+    if resume:
+        state.resume()
+
+    # the frozen features, computed once
     train_f = frozen_features(model, train_ds, workers=workers)
     test_f = frozen_features(model, test_ds, workers=workers)
     if not quiet:
         print(f"[probe] {model.cfg.quantizer}: features {tuple(train_f.tensors[0].shape[1:])} classes={classes} "
-              f"train={len(train_f)} test={len(test_f)} steps={step}->{steps}")
+              f"train={len(train_f)} test={len(test_f)} steps={state.step}->{steps}")
 
-    def save():
-        save_checkpoint(ckpt, {"kind": "probe", "model": head.state_dict(), "optimizer": opt.state_dict(),
-                               "step": step, "rng": rng_state(), "classes": classes, "hidden": hidden})
-
-    writer = make_writer(out)
-    it = batches(train_f, batch_size, seed=seed, start_step=step)
-    bar = tqdm(total=steps, initial=step, desc=f"probe {model.cfg.quantizer}", disable=quiet, dynamic_ncols=True)
-    head.train()
-    while step < steps:
-        z, y = next(it)
+    def step(i: int, batch) -> dict:
+        z, y = batch
         logits = head(z)
-        loss = F.cross_entropy(logits, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        step += 1
-        if step % log_every == 0 or step == steps:
-            acc = (logits.argmax(1) == y).float().mean().item() * 100
-            bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{acc:.1f}")
-            writer.add_scalar("probe/loss", loss.item(), step)
-            writer.add_scalar("probe/train_acc", acc, step)
-        if step % save_every == 0 and step < steps:
-            save()
-        bar.update(1)
-    bar.close()
-    save()
+        return {"loss": F.cross_entropy(logits, y), "train_acc": 100 * (logits.argmax(1) == y).float().mean()}
+
+    it = batches(train_f, batch_size, seed=seed, start_step=state.step)
+    train_loop(state, step, it, steps=steps, log_every=log_every, save_every=save_every, tensorboard=out,
+               tb_prefix="probe", desc=f"probe {model.cfg.quantizer}", quiet=quiet)
     metrics = {"accuracy": accuracy(head, test_f), "train_accuracy": accuracy(head, train_f), "steps": steps,
                "test_images": len(test_f)}
-    writer.add_scalar("probe/test_accuracy", metrics["accuracy"], steps)
-    writer.close()
-    write_json(os.path.join(out, "probe_metrics.json"), metrics)
+    log_scalars(out, "probe", {"test_accuracy": metrics["accuracy"]}, steps)
+    atomic_write_json(os.path.join(out, "probe_metrics.json"), metrics)
     return metrics

@@ -8,83 +8,68 @@ at the end), ``metrics.json`` (test MSE and perplexity) and TensorBoard logs in 
 from __future__ import annotations
 
 import os
-import time
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
+from ..errors import InputError
+from ..files import atomic_write_json
 from ..quantizers.perplexity import perplexity_of
+from .batches import batches, ordered_batches
+from .checkpoint import load_checkpoint
+from .loop import TrainState, log_scalars, train_loop
 from .model import VQVAE, VQVAEConfig, num_parameters
-from .runtime import (batches, device_of, load_checkpoint, make_writer, ordered_batches, rng_state, save_checkpoint,
-                      set_rng_state, write_json)
+from .options import loop_options
+from .runtime import device_of
+
+CHECKPOINT = "checkpoint.pt"
 
 
 def build_from_checkpoint(path: str, device="cpu") -> VQVAE:
     state = load_checkpoint(path, kind="vqvae")
-    model = VQVAE(VQVAEConfig(**state["config"]))
+    model = VQVAE(VQVAEConfig.from_dict(state["config"]))
     model.load_state_dict(state["model"])
     model.to(device)
     model.set_num_updates(state["step"])
     return model.eval()
 
 
+def _same_config(cfg: VQVAEConfig, path: str, stored: dict) -> None:
+    """Resuming under another config would silently train a different model: refuse."""
+    if VQVAEConfig.from_dict(stored["config"]).to_dict() != cfg.to_dict():
+        raise InputError(f"{path} was trained with config {stored['config']}, not {cfg.to_dict()}; "
+                         "use another --out, or drop --resume to start over")
+
+
 def train_vqvae(cfg: VQVAEConfig, train_ds, *, out: str, steps: int, batch_size: int = 128, lr: float = 3e-4,
                 seed: int = 0, resume: bool = False, log_every: int = 10, save_every: int = 200,
                 dataset: str = "", quiet: bool = False, device="cpu", workers: int = 0) -> VQVAE:
     """Train (or resume) a VQ-VAE for ``steps`` updates; returns the model in eval mode."""
-    ckpt = os.path.join(out, "checkpoint.pt")
+    # model and optimizer, then the checkpoint to continue from
     torch.manual_seed(seed)
     model = VQVAE(cfg).to(device)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
-    step = 0
-    if resume and os.path.exists(ckpt):
-        state = load_checkpoint(ckpt, kind="vqvae")
-        if state["config"] != cfg.to_dict():
-            raise ValueError(f"{ckpt} was trained with config {state['config']}, not {cfg.to_dict()}; use another --out")
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        step = state["step"]
-        set_rng_state(state["rng"])
+    state = TrainState(os.path.join(out, CHECKPOINT), "vqvae", model, opt,
+                       meta={"config": cfg.to_dict(), "dataset": dataset})
+    if resume:
+        state.resume(check=lambda stored: _same_config(cfg, state.path, stored))
     if not quiet:
         print(f"[vqvae] {cfg.quantizer}: K={cfg.num_codes} D={cfg.embedding_dim} hidden={cfg.hidden} "
-              f"params={num_parameters(model) / 1e6:.3f}M train_images={len(train_ds)} steps={step}->{steps} batch={batch_size}")
+              f"params={num_parameters(model) / 1e6:.3f}M train_images={len(train_ds)} "
+              f"steps={state.step}->{steps} batch={batch_size}")
 
-    def save():
-        save_checkpoint(ckpt, {"kind": "vqvae", "config": cfg.to_dict(), "model": model.state_dict(),
-                               "optimizer": opt.state_dict(), "step": step, "rng": rng_state(),
-                               "dataset": dataset})
-
-    writer = make_writer(out)
-    model.train()
-    it = batches(train_ds, batch_size, seed=seed, start_step=step, device=device, workers=workers)
-    bar = tqdm(total=steps, initial=step, desc=f"train {cfg.quantizer}", disable=quiet, dynamic_ncols=True)
-    t0 = time.time()
-    while step < steps:
-        x, _ = next(it)
-        model.set_num_updates(step)
+    def step(i: int, batch) -> dict:
+        x, _ = batch
+        model.set_num_updates(i)  # Gumbel temperature schedule
         recon, vq, _ = model(x)
         mse = F.mse_loss(recon, x)
-        loss = mse + vq.loss
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"non-finite loss {loss.item()} at step {step} ({cfg.quantizer})")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        step += 1
-        if step % log_every == 0 or step == steps:
-            used = int(vq.indices.unique().numel())
-            bar.set_postfix(loss=f"{loss.item():.4f}", mse=f"{mse.item():.4f}", ppl=f"{vq.perplexity.item():.1f}", used=used)
-            for k, v in {"loss": loss.item(), "mse": mse.item(), "perplexity": vq.perplexity.item(), "codes_used": used}.items():
-                writer.add_scalar(f"train/{k}", v, step)
-        if step % save_every == 0 and step < steps:
-            save()
-        bar.update(1)
-    bar.close()
-    save()
-    writer.add_scalar("train/seconds", time.time() - t0, step)
-    writer.close()
-    return model.eval()
+        return {"loss": mse + vq.loss, "mse": mse, "perplexity": vq.perplexity,
+                "codes_used": vq.indices.unique().numel()}
+
+    it = batches(train_ds, batch_size, seed=seed, start_step=state.step, device=device, workers=workers)
+    train_loop(state, step, it, steps=steps, log_every=log_every, save_every=save_every, tensorboard=out,
+               tb_prefix="train", desc=f"train {cfg.quantizer}", quiet=quiet)
+    return model
 
 
 @torch.no_grad()
@@ -108,15 +93,18 @@ def evaluate_vqvae(model: VQVAE, ds, batch_size: int = 256, workers: int = 0) ->
     }
 
 
+def train_from_args(args, cfg: VQVAEConfig, train_ds) -> VQVAE:
+    """:func:`train_vqvae` with the command line's ``run`` options."""
+    return train_vqvae(cfg, train_ds, out=args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                       dataset=args.dataset, device=args.device, **loop_options(args))
+
+
 def run_train(args, cfg: VQVAEConfig, train_ds, test_ds) -> dict:
-    model = train_vqvae(cfg, train_ds, out=args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                        seed=args.seed, resume=args.resume, log_every=args.log_every, save_every=args.save_every,
-                        dataset=args.dataset, quiet=args.quiet, device=args.device, workers=args.workers)
+    """``hypervq-vision train``: train, then test MSE and perplexity into ``metrics.json`` and TensorBoard."""
+    model = train_from_args(args, cfg, train_ds)
     metrics = evaluate_vqvae(model, test_ds, workers=args.workers)
     metrics.update(quantizer=cfg.quantizer, steps=args.steps, test_images=len(test_ds))
-    write_json(os.path.join(args.out, "metrics.json"), metrics)
-    writer = make_writer(args.out)
-    for key in ("mse", "perplexity", "batch_perplexity", "codes_used"):
-        writer.add_scalar(f"test/{key}", metrics[key], args.steps)
-    writer.close()
+    atomic_write_json(os.path.join(args.out, "metrics.json"), metrics)
+    log_scalars(args.out, "test", {k: metrics[k] for k in ("mse", "perplexity", "batch_perplexity", "codes_used")},
+                args.steps)
     return metrics

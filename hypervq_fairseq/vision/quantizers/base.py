@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
+from ...errors import InputError
+
 
 @dataclass
 class VQOutput:
@@ -53,9 +55,9 @@ class VisionQuantizer(nn.Module):
     def __init__(self, dim: int, num_codes: int):
         super().__init__()
         if dim < 1:
-            raise ValueError(f"embedding dim must be >= 1, got {dim}")
+            raise InputError(f"embedding dim must be >= 1, got {dim}")
         if num_codes < 2:
-            raise ValueError(f"num_codes must be >= 2, got {num_codes}")
+            raise InputError(f"num_codes must be >= 2, got {num_codes}")
         self.dim, self.num_codes = dim, num_codes
 
     def set_num_updates(self, num_updates: int) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 
 from ...core import check_curvature, distance, expmap0, project
+from ...errors import InputError
 from ...quantizers.perplexity import code_usage, perplexity_of
 from .base import VQOutput, VisionQuantizer, from_rows, to_rows
 
@@ -27,7 +28,7 @@ class HyperKmeansVQ(VisionQuantizer):
         super().__init__(dim, num_codes)
         check_curvature(curvature)
         if not init_radius > 0:
-            raise ValueError(f"init_radius must be > 0, got {init_radius}")
+            raise InputError(f"init_radius must be > 0, got {init_radius}")
         self.beta, self.c = beta, float(curvature)
         # Codes start on one small sphere (random directions, equal norm). With a Gaussian start the
         # code nearest the origin is also nearest to almost every encoding (norms differ more than

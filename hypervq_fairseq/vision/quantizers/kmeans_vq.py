@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ...errors import InputError
 from ...quantizers.perplexity import code_usage, perplexity_of
 from .base import VQOutput, VisionQuantizer, from_rows, to_rows
 
@@ -23,7 +24,7 @@ class KmeansVQ(VisionQuantizer):
     def __init__(self, dim: int, num_codes: int, *, beta: float = 0.25, ema: bool = False, decay: float = 0.99):
         super().__init__(dim, num_codes)
         if not 0 < decay < 1:
-            raise ValueError(f"EMA decay must be in (0, 1), got {decay}")
+            raise InputError(f"EMA decay must be in (0, 1), got {decay}")
         self.beta, self.ema, self.decay = beta, ema, decay
         self.embedding = torch.nn.Parameter(torch.empty(num_codes, dim).uniform_(-1 / num_codes, 1 / num_codes))
         if ema:

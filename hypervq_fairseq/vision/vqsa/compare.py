@@ -1,4 +1,4 @@
-"""The offline Table 6: backbone alone vs VQ-SA with VQ, GumbelVQ and HyperVQ, on one seed.
+"""The offline Table 6: backbone alone vs VQ-SA with each quantizer asked for, on one seed.
 
 Stages (each in its own sub-folder of ``--out``, skipped when its ``errors.json`` exists, and
 resumable mid-training):
@@ -21,9 +21,12 @@ import time
 from dataclasses import replace
 from typing import List
 
-from .quantizers import DISPLAY_NAMES
-from .train import VQSAConfig, evaluate, row_metrics, train, write_text
-from ..runtime import write_json
+from ...files import atomic_write_json, atomic_write_text
+from .train import VQSAConfig, evaluate, row_metrics, train
+
+# Row names of the tables, as in the paper's Table 6 (``kmeans`` is the original VQ-SA codebook).
+DISPLAY_NAMES = {"hypervq": "HyperVQ-SA", "kmeans": "VQ-SA", "gumbel": "GumbelVQ-SA", "hyper_kmeans": "HyperKmeansVQ-SA",
+                 "hyper_embmat": "HyperEmbMatVQ-SA", "none": "backbone alone"}
 
 
 def run_stage(cfg: VQSAConfig, reference: dict = None) -> dict:
@@ -37,7 +40,7 @@ def run_stage(cfg: VQSAConfig, reference: dict = None) -> dict:
         model = train(cfg)
         result = evaluate(model, cfg)
         result["seconds"] = time.time() - t0
-        write_json(path, result)
+        atomic_write_json(path, result)
     return result
 
 
@@ -61,9 +64,9 @@ def compare(base: VQSAConfig, quantizers: List[str], epochs_ref: int) -> str:
     for q in quantizers:
         cfg = replace(base, out=os.path.join(base.out, q), quantizer=q, train_corruptions=True, backbone_weights=ref_ckpt)
         result = run_stage(cfg)
-        name = DISPLAY_NAMES[q] if q != "none" else "backbone + corruption pairs (no head)"
+        name = DISPLAY_NAMES.get(q, q) if q != "none" else "backbone + corruption pairs (no head)"
         rows.append({"name": name, "key": q, "metrics": row_metrics(result, reference), "seconds": result.get("seconds", float("nan"))})
     table = format_table(rows)
-    write_json(os.path.join(base.out, "results.json"), {"rows": rows, "known": base.known_list, "unknown": base.unknown_list})
-    write_text(os.path.join(base.out, "table.md"), table)
+    atomic_write_json(os.path.join(base.out, "results.json"), {"rows": rows, "known": base.known_list, "unknown": base.unknown_list})
+    atomic_write_text(os.path.join(base.out, "table.md"), table)
     return table

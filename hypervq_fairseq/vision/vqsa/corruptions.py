@@ -27,6 +27,8 @@ from typing import Iterable, List, Sequence
 
 import numpy as np
 
+from ...errors import InputError
+
 KNOWN_CORRUPTIONS = (
     "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur", "zoom_blur",
     "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate", "jpeg_compression",
@@ -39,15 +41,15 @@ MIN_SIZE = 32  # imagecorruptions refuses smaller images
 def check_split(known: Sequence[str], unknown: Sequence[str]) -> None:
     """Fail unless ``known`` ⊆ the 15 training corruptions, ``unknown`` ⊆ the 4 held-out ones, both non-empty."""
     if not known or not unknown:
-        raise ValueError(f"need at least one known and one unknown corruption, got known={list(known)} unknown={list(unknown)}")
+        raise InputError(f"need at least one known and one unknown corruption, got known={list(known)} unknown={list(unknown)}")
     bad_known = [c for c in known if c not in KNOWN_CORRUPTIONS]
     bad_unknown = [c for c in unknown if c not in UNKNOWN_CORRUPTIONS]
     if bad_known:
-        raise ValueError(f"known (training) corruptions must be among {KNOWN_CORRUPTIONS}; got {bad_known}")
+        raise InputError(f"known (training) corruptions must be among {KNOWN_CORRUPTIONS}; got {bad_known}")
     if bad_unknown:
-        raise ValueError(f"unknown (held-out) corruptions must be among {UNKNOWN_CORRUPTIONS}; got {bad_unknown}")
+        raise InputError(f"unknown (held-out) corruptions must be among {UNKNOWN_CORRUPTIONS}; got {bad_unknown}")
     if len(set(known)) != len(known) or len(set(unknown)) != len(unknown):
-        raise ValueError(f"duplicate corruption names in known={list(known)} or unknown={list(unknown)}")
+        raise InputError(f"duplicate corruption names in known={list(known)} or unknown={list(unknown)}")
 
 
 def parse_names(text: str, default: Sequence[str]) -> List[str]:

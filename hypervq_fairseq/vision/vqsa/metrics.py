@@ -14,12 +14,15 @@ from __future__ import annotations
 
 from typing import Dict, Iterable, Mapping, Optional
 
+from ...errors import InputError
+
 Errors = Mapping[str, Mapping[int, float]]
 
 
 def _severities(errors: Errors, c: str):
     if c not in errors:
-        raise KeyError(f"no errors recorded for corruption {c!r} (have {sorted(errors)})")
+        raise InputError(f"no errors recorded for corruption {c!r} (have {sorted(errors)}): evaluate both models "
+                         "on the same corruptions")
     return {int(s): float(e) for s, e in errors[c].items()}
 
 
@@ -27,10 +30,10 @@ def corruption_error(errors: Errors, reference: Errors, corruption: str) -> floa
     """``CE_c = Σ_s E^f_{s,c} / Σ_s E^ref_{s,c}`` over the severities both models were evaluated on."""
     mine, ref = _severities(errors, corruption), _severities(reference, corruption)
     if set(mine) != set(ref):
-        raise ValueError(f"{corruption}: severities differ between model {sorted(mine)} and reference {sorted(ref)}")
+        raise InputError(f"{corruption}: severities differ between model {sorted(mine)} and reference {sorted(ref)}")
     denom = sum(ref.values())
     if denom <= 0:
-        raise ValueError(f"{corruption}: the reference model makes no errors, so CE is undefined")
+        raise InputError(f"{corruption}: the reference model makes no errors, so CE is undefined")
     return sum(mine.values()) / denom
 
 
@@ -38,7 +41,7 @@ def mean_corruption_error(errors: Errors, reference: Errors, corruptions: Option
     """mCE in percent: ``100 · mean_c CE_c`` over ``corruptions`` (default: those of the reference)."""
     names = list(corruptions) if corruptions is not None else sorted(reference)
     if not names:
-        raise ValueError("mCE needs at least one corruption")
+        raise InputError("mCE needs at least one corruption")
     return 100.0 * sum(corruption_error(errors, reference, c) for c in names) / len(names)
 
 
@@ -46,7 +49,7 @@ def mean_accuracy(errors: Errors, corruptions: Iterable[str]) -> float:
     """Mean top-1 accuracy in percent over the given corruptions and all their severities."""
     accs = [1.0 - e for c in corruptions for e in _severities(errors, c).values()]
     if not accs:
-        raise ValueError("mean_accuracy needs at least one corruption")
+        raise InputError("mean_accuracy needs at least one corruption")
     return 100.0 * sum(accs) / len(accs)
 
 

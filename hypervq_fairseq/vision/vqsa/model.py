@@ -9,7 +9,7 @@ the raw tokens ``z`` can keep the detail the codebook drops.
 Shapes, for a backbone map ``(B, C, H, W)``:
 
 1. 1×1 conv to ``d`` channels: ``z (B, d, H, W)``;
-2. quantize each position: ``ẑ (B, d, H, W)`` (HyperVQ, VQ or GumbelVQ, see :mod:`.quantizers`);
+2. quantize each position: ``ẑ (B, d, H, W)`` (any vision quantizer, by name);
 3. concatenate ``[z, ẑ]`` along channels, average-pool the map to at most ``pool × pool``
    positions and fuse linearly back to ``d`` (the paper's "concatenated and pooled");
 4. one pre-norm transformer layer (multi-head self-attention + MLP) over those positions,
@@ -33,7 +33,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .quantizers import build_quantizer
+from ...errors import InputError
+from ..quantizers import build_quantizer, options_for
 
 
 class ResidualBlock(nn.Module):
@@ -108,7 +109,7 @@ def load_resnet50_weights(net: nn.Module, path: str) -> None:
     unexpected = sorted(set(state) - set(own))
     wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
     if missing or unexpected or wrong:
-        raise ValueError(f"{path} is not a torchvision ResNet-50 state_dict: missing {missing[:3]}, "
+        raise InputError(f"{path} is not a torchvision ResNet-50 state_dict: missing {missing[:3]}, "
                          f"unexpected {unexpected[:3]}, wrong shape {wrong[:3]}")
     net.load_state_dict(state, strict=False)
 
@@ -118,9 +119,9 @@ def build_backbone(name: str, *, in_channels: int = 3, width: int = 32, weights:
         return SmallBackbone(in_channels, width)
     if name == "resnet50":
         if in_channels != 3:
-            raise ValueError(f"resnet50 takes 3-channel images, got in_channels={in_channels}")
+            raise InputError(f"resnet50 takes 3-channel images, got in_channels={in_channels}")
         return ResNet50Backbone(weights)
-    raise ValueError(f"unknown backbone {name!r}; expected 'small' or 'resnet50'")
+    raise InputError(f"unknown backbone {name!r}; expected 'small' or 'resnet50'")
 
 
 class SelfAttentionLayer(nn.Module):
@@ -139,16 +140,24 @@ class SelfAttentionLayer(nn.Module):
 
 
 class VQSAHead(nn.Module):
-    """Quantize backbone features and combine them with the raw ones by self-attention (see module docstring)."""
+    """Quantize backbone features and combine them with the raw ones by self-attention (see module docstring).
+
+    ``temp`` and ``diversity_weight`` reach the quantizers that take them (Gumbel types). A
+    classifier head gives those a much weaker signal per code than a VQ-VAE decoder does, and
+    without help they settle on a handful of codes; hence wav2vec 2.0's diversity term is on
+    by default here (0.1; 0 restores the plain method). ``kmeans`` is the original VQ-SA codebook:
+    nearest neighbour with the codebook and commitment losses (β = 0.25).
+    """
 
     def __init__(self, in_channels: int, num_classes: int, *, quantizer: str, dim: int = 128, num_codes: int = 1024,
-                 heads: int = 4, pool: int = 4, **quantizer_kw):
+                 heads: int = 4, pool: int = 4, temp=(2.0, 0.5, 0.9995), diversity_weight: float = 0.1):
         super().__init__()
         if dim % heads != 0:
-            raise ValueError(f"dim {dim} must be divisible by heads {heads}")
+            raise InputError(f"dim {dim} must be divisible by heads {heads}")
         self.pool = pool
         self.proj = nn.Conv2d(in_channels, dim, 1)
-        self.quantizer = build_quantizer(quantizer, dim, num_codes, **quantizer_kw)
+        options = options_for(quantizer, {"temp": temp, "diversity_weight": diversity_weight})
+        self.quantizer = build_quantizer(quantizer, dim, num_codes, **options)
         self.fuse = nn.Linear(2 * dim, dim)
         self.pos = nn.Parameter(torch.zeros(1, pool * pool, dim))
         nn.init.normal_(self.pos, std=0.02)

@@ -29,20 +29,24 @@ permutation seeded by ``(seed, epoch)`` and corruptions are seeded per image.
 """
 from __future__ import annotations
 
-import argparse
 import math
 import os
-import time
-from dataclasses import asdict, dataclass, field, fields
-from typing import Dict, List, Optional
+from dataclasses import asdict
+from typing import Dict, Optional
 
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
-from ..runtime import atomic_write, load_checkpoint, save_checkpoint, set_threads, write_json
-from .corruptions import KNOWN_CORRUPTIONS, SEVERITIES, UNKNOWN_CORRUPTIONS, RandomCorruption, check_split, parse_names
+from ...errors import InputError
+from ...files import atomic_write_json
+from ..batches import batches, steps_per_epoch
+from ..loop import TrainState, train_loop
+from ..quantizers import canonical_name
+from ..runtime import set_threads
+from .config import ARCH_KEYS, VQSAConfig, add_config_arguments, config_from_args  # noqa: F401  (re-exported)
+from .corruptions import RandomCorruption
 from .data import (GRAY_MEAN, GRAY_STD, IMAGENET_MEAN, IMAGENET_STD, CorruptedView, ImageFolderUint8, Normalise,
                    TrainPairs, load_small)
 from .metrics import summary
@@ -50,97 +54,6 @@ from .model import VQSAClassifier, build_backbone, load_resnet50_weights, num_pa
 
 CHECKPOINT = "checkpoint_last.pt"
 KIND = "vqsa"
-# Options that must match between a checkpoint and the run that resumes it.
-ARCH_KEYS = ("dataset", "backbone", "width", "quantizer", "codes", "dim", "heads", "pool")
-
-
-@dataclass
-class VQSAConfig:
-    out: str = field(metadata={"help": "output folder: checkpoint, errors.json, metrics.json"})
-    dataset: str = field(default="fashion-mnist", metadata={"help": "fashion-mnist | digits | imagenet",
-                                                              "choices": ("fashion-mnist", "digits", "imagenet")})
-    data_root: Optional[str] = field(default=None, metadata={"help": "dataset folder (fashion-mnist: the idx files; imagenet: train/ and val/)"})
-    cache_dir: Optional[str] = field(default=None, metadata={"help": "where Fashion-MNIST is decompressed"})
-    imagenet_c: Optional[str] = field(default=None, metadata={"help": "ImageNet-C folder (<corruption>/<severity>/<class>/...) for evaluation"})
-    train_limit: int = field(default=0, metadata={"help": "seeded random subset of the training set (0: all)"})
-    eval_limit: int = field(default=0, metadata={"help": "seeded random subset of the evaluation set (0: all)"})
-    backbone: str = field(default="small", metadata={"help": "small (from scratch) | resnet50", "choices": ("small", "resnet50")})
-    backbone_weights: Optional[str] = field(default=None, metadata={"help": "torchvision ResNet-50 state_dict, or a vqsa checkpoint whose backbone to reuse"})
-    width: int = field(default=32, metadata={"help": "small backbone: channels of the first stage"})
-    quantizer: str = field(default="hypervq", metadata={"help": "hypervq | vq | gumbel | none (backbone alone)",
-                                                         "choices": ("hypervq", "vq", "gumbel", "none")})
-    codes: int = field(default=1024, metadata={"help": "codebook size K"})
-    dim: int = field(default=128, metadata={"help": "width d of the quantized tokens and the attention layer"})
-    heads: int = field(default=4, metadata={"help": "attention heads"})
-    pool: int = field(default=4, metadata={"help": "positions per side after pooling [z, ẑ]"})
-    known: str = field(default="all", metadata={"help": "comma-separated known (training) corruptions, or 'all' (the 15 of ImageNet-C)"})
-    unknown: str = field(default="all", metadata={"help": "comma-separated unknown (held-out) corruptions, or 'all' (the 4 extra of ImageNet-C)"})
-    train_corruptions: bool = field(default=True, metadata={"help": "train on clean + corrupted pairs (off: clean only, the reference)"})
-    p_corrupt: float = field(default=1.0, metadata={"help": "probability that a pair's copy is corrupted"})
-    severities: str = field(default="1,2,3,4,5", metadata={"help": "severities used in training and evaluation"})
-    epochs: int = field(default=2, metadata={"help": "training epochs"})
-    batch_size: int = field(default=128, metadata={"help": "clean images per batch (pairs double it)"})
-    lr: float = field(default=2e-3, metadata={"help": "peak learning rate (AdamW, cosine decay, 3% warm-up)"})
-    backbone_lr_mult: float = field(default=1.0, metadata={"help": "backbone learning rate = lr × this (e.g. 0.1 for a pretrained backbone)"})
-    weight_decay: float = field(default=1e-4, metadata={"help": "AdamW weight decay"})
-    consistency_weight: float = field(default=1.0, metadata={"help": "weight of ‖ẑ(corrupted) − sg(ẑ(clean))‖²"})
-    diversity_weight: float = field(default=0.1, metadata={"help": "wav2vec 2.0 diversity loss for hypervq / gumbel"})
-    temp: str = field(default="(2, 0.5, 0.999)", metadata={"help": "Gumbel temperature (max, min, decay per update)"})
-    seed: int = field(default=0, metadata={"help": "seed for weights, batches and corruptions"})
-    max_steps: int = field(default=0, metadata={"help": "stop this run after N steps (checkpointed; --resume continues); 0: no limit"})
-    save_every: int = field(default=200, metadata={"help": "checkpoint every N steps (and at each epoch end)"})
-    resume: bool = field(default=False, metadata={"help": "continue from OUT/checkpoint_last.pt if it exists"})
-    device: str = field(default="cpu", metadata={"help": "cpu | cuda | cuda:N"})
-    threads: int = field(default=0, metadata={"help": "torch CPU threads (0: torch's default)"})
-    num_workers: int = field(default=0, metadata={"help": "DataLoader workers (corruption runs in them)"})
-    eval_batch_size: int = field(default=256, metadata={"help": "evaluation batch size"})
-    progress: bool = field(default=True, metadata={"help": "tqdm progress bars"})
-
-    def __post_init__(self):
-        if self.quantizer not in ("hypervq", "vq", "gumbel", "none"):
-            raise ValueError(f"quantizer must be hypervq, vq, gumbel or none, got {self.quantizer!r}")
-        if self.dataset not in ("fashion-mnist", "digits", "imagenet"):
-            raise ValueError(f"dataset must be fashion-mnist, digits or imagenet, got {self.dataset!r}")
-        if self.dataset == "imagenet" and not self.data_root:
-            raise ValueError("dataset imagenet needs --data-root with train/ and val/ folders")
-        check_split(self.known_list, self.unknown_list)
-        bad = [s for s in self.severity_list if s not in SEVERITIES]
-        if bad or not self.severity_list:
-            raise ValueError(f"severities must be a non-empty subset of {SEVERITIES}, got {self.severities!r}")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}")
-
-    @property
-    def known_list(self) -> List[str]:
-        return parse_names(self.known, KNOWN_CORRUPTIONS)
-
-    @property
-    def unknown_list(self) -> List[str]:
-        return parse_names(self.unknown, UNKNOWN_CORRUPTIONS)
-
-    @property
-    def severity_list(self) -> List[int]:
-        return [int(s) for s in self.severities.split(",") if s.strip()]
-
-
-def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """One ``--flag`` per :class:`VQSAConfig` field, with its help text."""
-    for f in fields(VQSAConfig):
-        flag = "--" + f.name.replace("_", "-")
-        help_text = f.metadata.get("help", "").replace("%", "%%")
-        if f.type in ("bool", bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=help_text)
-            continue
-        kind = {"int": int, "float": float}.get(str(f.type), str)
-        required = f.name == "out"
-        parser.add_argument(flag, type=kind, default=None if required else f.default, required=required,
-                            choices=f.metadata.get("choices"), help=f"{help_text} (default: {f.default})" if not required else help_text)
-
-
-def config_from_args(args: argparse.Namespace, **override) -> VQSAConfig:
-    values = {f.name: getattr(args, f.name) for f in fields(VQSAConfig) if hasattr(args, f.name)}
-    values.update(override)
-    return VQSAConfig(**values)
 
 
 # -- data ---------------------------------------------------------------------------------
@@ -183,12 +96,12 @@ def load_backbone_weights(model: VQSAClassifier, path: str, backbone: str) -> No
     state = torch.load(path, map_location="cpu", weights_only=False)
     if isinstance(state, dict) and state.get("kind") == KIND:
         if state["config"]["backbone"] != backbone:
-            raise ValueError(f"{path} holds a {state['config']['backbone']!r} backbone, expected {backbone!r}")
+            raise InputError(f"{path} holds a {state['config']['backbone']!r} backbone, expected {backbone!r}")
         sub = {k[len("backbone."):]: v for k, v in state["model"].items() if k.startswith("backbone.")}
         model.backbone.load_state_dict(sub)
         return
     if backbone != "resnet50":
-        raise ValueError(f"{path} is not a vqsa checkpoint; only --backbone resnet50 accepts a torchvision state_dict")
+        raise InputError(f"{path} is not a vqsa checkpoint; only --backbone resnet50 accepts a torchvision state_dict")
     load_resnet50_weights(model.backbone.net, path)
     # The backbone-alone row of Table 6 is the pretrained ResNet-50 itself: keep its classifier.
     fc_w, fc_b = state.get("fc.weight"), state.get("fc.bias")
@@ -239,13 +152,18 @@ def train_step(model: VQSAClassifier, batch, cfg: VQSAConfig, device) -> Dict[st
     return out
 
 
-def _epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> List[List[int]]:
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100003 + epoch)).tolist()
-    return [perm[i:i + batch_size] for i in range(0, n - batch_size + 1, batch_size)]
+def _same_architecture(cfg: VQSAConfig, path: str, stored: dict) -> None:
+    """Weights of another architecture cannot continue this run: refuse, naming the option."""
+    config = {**stored["config"], "quantizer": canonical_name(stored["config"]["quantizer"], warn=False)}
+    for k in ARCH_KEYS:
+        if config[k] != getattr(cfg, k):
+            raise InputError(f"{path} was trained with {k}={config[k]!r}, this run has {getattr(cfg, k)!r}; "
+                             "use another --out, or drop --resume to start over")
 
 
 def train(cfg: VQSAConfig) -> VQSAClassifier:
     """Train (or resume) the model described by ``cfg``; returns it in eval mode."""
+    # data: clean images, paired with corrupted copies unless this is the reference
     set_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     device = torch.device(cfg.device)
@@ -255,65 +173,33 @@ def train(cfg: VQSAConfig) -> VQSAClassifier:
         if cfg.train_corruptions else None
     pairs = TrainPairs(train_base, normaliser(cfg), corruption)
 
+    # model and optimizer, then the checkpoint to continue from
     model = build_model(cfg, num_classes).to(device)
     opt = make_optimizer(model, cfg)
-    per_epoch = len(pairs) // cfg.batch_size
-    if per_epoch == 0:
-        raise ValueError(f"batch size {cfg.batch_size} is larger than the training set ({len(pairs)} images)")
+    per_epoch = steps_per_epoch(len(pairs), cfg.batch_size)
     total = per_epoch * cfg.epochs
-    step = 0
-    ckpt_path = os.path.join(cfg.out, CHECKPOINT)
-    if cfg.resume and os.path.exists(ckpt_path):
-        state = load_checkpoint(ckpt_path, KIND)
-        for k in ARCH_KEYS:
-            if state["config"][k] != getattr(cfg, k):
-                raise ValueError(f"{ckpt_path} was trained with {k}={state['config'][k]!r}, this run has {getattr(cfg, k)!r}")
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["rng"])
-        step = state["step"]
-        print(f"[vqsa] resumed {ckpt_path} at step {step}/{total}")
-
+    state = TrainState(os.path.join(cfg.out, CHECKPOINT), KIND, model, opt, meta={"config": asdict(cfg)})
+    if cfg.resume and state.resume(check=lambda stored: _same_architecture(cfg, state.path, stored)):
+        print(f"[vqsa] resumed {state.path} at step {state.step}/{total}")
     print(f"[vqsa] {cfg.dataset}: {len(pairs)} training images, {num_classes} classes, {per_epoch} steps/epoch × "
           f"{cfg.epochs} epochs = {total} steps | backbone {cfg.backbone} {num_parameters(model.backbone) / 1e6:.2f} M, "
           f"head {cfg.quantizer} {num_parameters(model.head) / 1e6:.2f} M | "
           f"{'clean + corrupted pairs (' + str(len(cfg.known_list)) + ' known corruptions)' if corruption else 'clean only'}")
 
-    def checkpoint():
-        save_checkpoint(ckpt_path, {"kind": KIND, "config": asdict(cfg), "model": model.state_dict(),
-                                    "optimizer": opt.state_dict(), "step": step, "rng": torch.get_rng_state()})
+    def step(i: int, batch) -> dict:
+        model.set_num_updates(i)  # Gumbel temperature schedule
+        lr = lr_at(i, total, cfg.lr)
+        for g in opt.param_groups:
+            g["lr"] = lr * g["lr_mult"]
+        return train_step(model, batch, cfg, device)
 
-    model.train()
-    bar = tqdm(total=total, initial=step, desc=f"vqsa {cfg.quantizer}", disable=not cfg.progress, dynamic_ncols=True)
-    t0 = time.time()
-    stop_at = min(total, step + cfg.max_steps) if cfg.max_steps > 0 else total
-    while step < stop_at:
-        epoch, offset = divmod(step, per_epoch)
-        pairs.set_epoch(epoch)
-        order = _epoch_batches(len(pairs), cfg.batch_size, cfg.seed, epoch)[offset:]
-        # its own generator: a DataLoader draws a base seed when iterated, which must not move the global RNG
-        loader = DataLoader(pairs, batch_sampler=order, num_workers=cfg.num_workers, generator=torch.Generator())
-        for batch in loader:
-            if step >= stop_at:
-                break
-            model.set_num_updates(step)
-            lr = lr_at(step, total, cfg.lr)
-            for g in opt.param_groups:
-                g["lr"] = lr * g["lr_mult"]
-            terms = train_step(model, batch, cfg, device)
-            if not torch.isfinite(terms["loss"]):
-                raise FloatingPointError(f"non-finite loss at step {step}: { {k: float(v) for k, v in terms.items()} }")
-            opt.zero_grad(set_to_none=True)
-            terms["loss"].backward()
-            opt.step()
-            step += 1
-            bar.update(1)
-            bar.set_postfix({k: f"{float(v.detach()):.3g}" for k, v in terms.items() if k in ("loss", "ce", "acc", "ppl")})
-            if step % cfg.save_every == 0 or step % per_epoch == 0 or step == stop_at:
-                checkpoint()
-    bar.close()
-    print(f"[vqsa] at step {step}/{total} after {time.time() - t0:.0f} s")
-    return model.eval()
+    stop_at = min(total, state.step + cfg.max_steps) if cfg.max_steps > 0 else total
+    it = batches(pairs, cfg.batch_size, seed=cfg.seed, start_step=state.step, workers=cfg.num_workers,
+                 on_epoch=pairs.set_epoch)
+    seconds = train_loop(state, step, it, steps=stop_at, log_every=1, save_every=cfg.save_every,
+                         epoch_steps=per_epoch, desc=f"vqsa {cfg.quantizer}", quiet=not cfg.progress)
+    print(f"[vqsa] at step {state.step}/{total} after {seconds:.0f} s")
+    return model
 
 
 # -- evaluation ---------------------------------------------------------------------------
@@ -347,10 +233,10 @@ def evaluate(model: VQSAClassifier, cfg: VQSAConfig, reference: Optional[dict] =
         errors[c][s] = error_rate(model, view, cfg, device)
     result = {"clean": clean, "corruptions": errors, "known": cfg.known_list, "unknown": cfg.unknown_list,
               "quantizer": cfg.quantizer, "eval_images": len(base)}
-    write_json(os.path.join(cfg.out, "errors.json"), result)
+    atomic_write_json(os.path.join(cfg.out, "errors.json"), result)
     if reference is not None:
         metrics = row_metrics(result, reference)
-        write_json(os.path.join(cfg.out, "metrics.json"), metrics)
+        atomic_write_json(os.path.join(cfg.out, "metrics.json"), metrics)
         result["metrics"] = metrics
     return result
 
@@ -364,10 +250,3 @@ def row_metrics(result: dict, reference: dict) -> dict:
 def _int_keys(errors: dict) -> Dict[str, Dict[int, float]]:
     """JSON turns severity keys into strings; restore them."""
     return {c: {int(s): float(e) for s, e in per.items()} for c, per in errors.items()}
-
-
-def write_text(path: str, text: str) -> None:
-    def write(tmp):
-        with open(tmp, "w") as f:
-            f.write(text)
-    atomic_write(path, write)
