@@ -1,7 +1,7 @@
 """Named numerical guards for Poincaré-ball math.
 
 Every clamp the project applies lives here, with the reason it exists, so that no
-epsilon is sprinkled inline (house rule 3). The ball math always runs in at least
+epsilon is sprinkled inline. The ball math always runs in at least
 float32 (see :func:`compute_dtype`), so the constants below are stated for float32
 and float64 only; half-precision inputs are promoted before any of them is used.
 """
