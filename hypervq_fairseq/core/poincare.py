@@ -2,8 +2,8 @@
 
 The ball of curvature ``-c`` (``c > 0``) is ``{x : c‖x‖² < 1}``. geoopt implements the
 same operations for the κ-stereographic model with a *signed* curvature ``k``; the
-Poincaré ball is ``k = -c``. This module is the one place that conversion happens
-: everything else in the project passes ``c > 0`` by keyword.
+Poincaré ball is ``k = -c``. This module is the one place that conversion happens:
+everything else in the project passes ``c > 0`` by keyword.
 
 Identities these functions satisfy (tested in float64):
 
