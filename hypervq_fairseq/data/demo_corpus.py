@@ -45,7 +45,8 @@ from ..errors import InputError, ManifestError
 SAMPLE_RATE = 16000
 ASTERISK_SOUNDS = Path(os.environ.get("HYPERVQ_ASTERISK_SOUNDS", "/usr/share/asterisk/sounds"))
 ASTERISK_PROMPTS_EN = Path("/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz")
-FLITE_VOICES = ("slt", "rms", "awb", "kal16")  # the 16 kHz ones; "kal" is 8 kHz
+FLITE_VOICES = ("slt", "rms", "awb", "kal16")
+DEMO_LANGUAGES = ("en", "fr", "it", "ru")  # one speaker each  # the 16 kHz ones; "kal" is 8 kHz
 EXCLUDED_FOLDERS = ("silence",)
 METADATA = "demo_corpus.json"
 REAL_SPEAKER_BASE = 9001
@@ -274,7 +275,9 @@ def build_demo_corpus(
     max_utterances / max_minutes: stop after this many clips / this much audio (real voices first).
     target_minutes: top up with flite speech if the real voices give less than this.
     min_seconds / max_seconds: keep clips whose length lies in this range.
-    languages: voice-folder prefixes to use (``("en", "fr")``); default all installed voices.
+    languages: voice-folder prefixes to use (``("en", "fr")``); default the demo's four voices
+        (en, fr, it, ru). The Spanish prompts (``es``) are read by the same speaker as the English
+        ones, so they are never a new voice: use them only where that speaker is meant.
     valid_every: every n-th clip of each speaker goes to ``valid_subset`` (a speaker with 2..n-1 clips
         gives its last one; 0: no validation subset).
     """
@@ -296,7 +299,8 @@ def build_demo_corpus(
 
     # 1. Real voices, interleaved so that any limit keeps every speaker.
     texts = load_prompt_texts()
-    folders = [f for f in find_voice_folders(sounds) if not languages or f.name.split("_")[0] in languages]
+    languages = languages or DEMO_LANGUAGES
+    folders = [f for f in find_voice_folders(sounds) if f.name.split("_")[0] in languages]
     speakers, per_speaker = {}, []
     for i, folder in enumerate(folders):
         speakers[str(REAL_SPEAKER_BASE + i)] = f"Asterisk prompts, voice {folder.name} (real speech, CC-BY-SA)"
