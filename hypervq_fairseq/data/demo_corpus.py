@@ -45,8 +45,8 @@ from ..errors import InputError, ManifestError
 SAMPLE_RATE = 16000
 ASTERISK_SOUNDS = Path(os.environ.get("HYPERVQ_ASTERISK_SOUNDS", "/usr/share/asterisk/sounds"))
 ASTERISK_PROMPTS_EN = Path("/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz")
-FLITE_VOICES = ("slt", "rms", "awb", "kal16")
-DEMO_LANGUAGES = ("en", "fr", "it", "ru")  # one speaker each  # the 16 kHz ones; "kal" is 8 kHz
+FLITE_VOICES = ("slt", "rms", "awb", "kal16")  # the 16 kHz ones; "kal" is 8 kHz
+DEMO_LANGUAGES = ("en", "fr", "it", "ru")  # one speaker each
 EXCLUDED_FOLDERS = ("silence",)
 METADATA = "demo_corpus.json"
 REAL_SPEAKER_BASE = 9001
