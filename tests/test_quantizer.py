@@ -8,7 +8,6 @@ parameters and under autocast), the README snippet, and the construction errors.
 """
 import copy
 import math
-import re
 from pathlib import Path
 
 import pytest
@@ -343,16 +342,6 @@ def test_core_and_quantizers_import_without_fairseq():
 
 
 # -- README -------------------------------------------------------------------------------------
-
-def test_readme_quantizer_snippet_runs(tmp_path, monkeypatch):
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    section = readme.split("<!-- section: quantizer (core) -->", 1)[1].split("\n## ", 1)[0]
-    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
-    assert blocks, "README's quantizer section has no python block"
-    monkeypatch.chdir(tmp_path)
-    for block in blocks:
-        exec(compile(block, "README.md (quantizer section)", "exec"), {"__name__": "__readme__"})
-
 
 # -- the benchmark still runs ---------------------------------------------------------------------
 

@@ -33,7 +33,7 @@ from typing import Iterable, List, Optional, Tuple
 
 from ..errors import AudioInputError, ManifestError
 from ..files import atomic_write_all
-from .audio import DEPTHS, Inspection, inspect_audio, inspect_files
+from .audio import DEPTHS, Inspection, inspect_files
 
 TRAIN_SUBSETS = ("train-clean-100", "train-clean-360", "train-other-500")
 VALID_SUBSETS = ("dev-clean", "dev-other")

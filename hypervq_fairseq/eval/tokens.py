@@ -116,7 +116,7 @@ def read_token_file(path) -> Dict[str, torch.Tensor]:
     path = Path(path)
     meta = read_sidecar(path)
     groups, num_vars, combine = int(meta["groups"]), int(meta["num_vars"]), bool(meta["combine"])
-    redo = f"rerun the hypervq-tokenize command that wrote it (it resumes), or pass --overwrite"
+    redo = "rerun the hypervq-tokenize command that wrote it (it resumes), or pass --overwrite"
     if meta.get("complete") is False or not path.exists():
         raise TokenizeError(f"{path} is unfinished ({meta.get('done', 0)} of {meta.get('utterances', '?')} utterances "
                             f"in {partial_of(path).name}): {redo}")

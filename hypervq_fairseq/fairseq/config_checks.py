@@ -83,6 +83,9 @@ def check_model_config(cfg: Any) -> None:
     if clip is not None and not (_finite(clip) and float(clip) > 0):
         raise ConfigError(f"model.hyperbolic_clip_radius={clip}: must be a number > 0, or null for no clipping")
     _check_r_init(_get(cfg, "hyperbolic_r_init", (0.1, 0.5)))
+    scale = _get(cfg, "hyperbolic_logit_scale", 1.0)
+    if not (_finite(scale) and float(scale) > 0):
+        raise ConfigError(f"model.hyperbolic_logit_scale={scale}: must be a finite number > 0 (1: the paper's logits)")
 
 
 def _finite(value) -> bool:

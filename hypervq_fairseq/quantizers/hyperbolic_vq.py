@@ -39,10 +39,27 @@ from .gumbel_base import GumbelQuantizerBase, parse_temp, project_fp32, tangent_
 from .perplexity import code_usage
 
 
+CLIP_MODES = ("hard", "soft")
+
+
 def clip_tangent(v: torch.Tensor, radius: float) -> torch.Tensor:
-    """Feature clipping (Guo et al., CVPR 2022): scale ``v`` so that ``‖v‖ ≤ radius``."""
+    """Feature clipping (Guo et al., CVPR 2022): scale ``v`` so that ``‖v‖ ≤ radius``.
+
+    Every vector longer than ``radius`` lands on the same sphere, so the radial coordinate
+    carries no information for those rows.
+    """
     norm = clamped_norm(v)
     return v * torch.clamp(radius / norm, max=1.0)
+
+
+def soft_clip_tangent(v: torch.Tensor, radius: float) -> torch.Tensor:
+    """``‖v‖ -> radius·tanh(‖v‖/radius)``, direction kept: bounded like clipping, but monotonic.
+
+    Short vectors are nearly unchanged and long ones approach the sphere without reaching it,
+    so the radius still orders the rows (what hard clipping loses).
+    """
+    norm = clamped_norm(v)
+    return v * (radius * torch.tanh(norm / radius) / norm)
 
 
 class HyperbolicVectorQuantizer(GumbelQuantizerBase):
@@ -64,6 +81,12 @@ class HyperbolicVectorQuantizer(GumbelQuantizerBase):
         curvature: ``c > 0`` of the ball.
         learn_curvature: learn ``log c``.
         clip_radius: bound on the tangent norm before ``exp_0`` (None: no clipping).
+        clip_mode: ``hard`` (Guo et al.: rows beyond the radius are projected onto it) or ``soft``
+            (``radius·tanh(‖v‖/radius)``: bounded, but the radius keeps its order).
+        logit_scale: the MLR logits are multiplied by this before the softmax and the Gumbel
+            noise (1: the paper's logits). It sets how much the input, rather than the noise
+            (std 1.28), decides the code.
+        learn_logit_scale: learn the scale (one per group, through its logarithm).
         r_init: offsets ``r_k`` drawn uniformly from this range (must not be ``(0, 0)``).
         diagnostics: add per-group perplexities, code usage, the mean hyperbolic radius and the
             selection statistics of ``quantizers/selection.py`` to the output dict (off by default,
@@ -88,17 +111,25 @@ class HyperbolicVectorQuantizer(GumbelQuantizerBase):
         curvature: float = 1.0,
         learn_curvature: bool = False,
         clip_radius: Optional[float] = None,
+        clip_mode: str = "hard",
         r_init: Tuple[float, float] = (0.1, 0.5),
+        logit_scale: float = 1.0,
+        learn_logit_scale: bool = False,
         diagnostics: bool = False,
     ):
         super().__init__(dim, num_vars, temp, groups, combine_groups, vq_dim, time_first, hard)
         check_curvature(curvature)
         if clip_radius is not None and not clip_radius > 0:
             raise ValueError(f"clip_radius must be > 0 or None, got {clip_radius!r}")
+        if clip_mode not in CLIP_MODES:
+            raise ValueError(f"clip_mode must be one of {', '.join(CLIP_MODES)}, got {clip_mode!r}")
+        if not (math.isfinite(logit_scale) and logit_scale > 0):
+            raise ValueError(f"logit_scale must be a finite number > 0, got {logit_scale!r}")
         r_init = tuple(float(r) for r in r_init)
         if len(r_init) != 2 or r_init[0] > r_init[1] or r_init == (0.0, 0.0):
             raise ValueError(f"r_init must be a range (low, high) with low <= high, other than (0, 0); got {r_init!r}")
         self.clip_radius = clip_radius
+        self.clip = clip_tangent if clip_mode == "hard" else soft_clip_tangent
         self.diagnostics = diagnostics
 
         self.weight_proj = tangent_projection(dim, vq_dim, weight_proj_depth, weight_proj_factor, activation)
@@ -113,6 +144,11 @@ class HyperbolicVectorQuantizer(GumbelQuantizerBase):
             self.log_curvature = nn.Parameter(log_c)
         else:
             self.register_buffer("log_curvature", log_c)
+        log_scale = torch.full((groups,), math.log(logit_scale))
+        if learn_logit_scale:
+            self.log_logit_scale = nn.Parameter(log_scale)
+        else:
+            self.register_buffer("log_logit_scale", log_scale, persistent=False)  # set by the config
 
     @property
     def curvature(self) -> torch.Tensor:
@@ -137,7 +173,7 @@ class HyperbolicVectorQuantizer(GumbelQuantizerBase):
     def tangent(self, rows: torch.Tensor) -> torch.Tensor:
         """Tangent vectors ``(N, G, d)`` (float32 or wider, clipped if asked) for input rows ``(N, C)``."""
         v = project_fp32(self.weight_proj, rows).view(rows.shape[0], self.groups, self.var_dim)
-        return v if self.clip_radius is None else clip_tangent(v, self.clip_radius)
+        return v if self.clip_radius is None else self.clip(v, self.clip_radius)
 
     def logits(self, v: torch.Tensor, planes: Optional[Tuple[torch.Tensor, ...]] = None) -> torch.Tensor:
         """MLR logits ``(N, G, V)`` for tangent vectors ``v (N, G, d)`` (float32 or wider).
@@ -145,7 +181,8 @@ class HyperbolicVectorQuantizer(GumbelQuantizerBase):
         ``planes``: the output of ``_hyperplanes`` when the caller already computed it.
         """
         z_unit, z_norm, offsets = self._hyperplanes(v.dtype) if planes is None else planes
-        return mlr_logits_from_unit_normals(v, z_unit, z_norm, offsets, c=self.curvature.to(v.dtype))
+        scale = self.log_logit_scale.to(v.dtype).exp().unsqueeze(-1)              # (G, 1)
+        return mlr_logits_from_unit_normals(v, z_unit, z_norm * scale, offsets, c=self.curvature.to(v.dtype))
 
     def forward(self, x: torch.Tensor, produce_targets: bool = False) -> dict:
         result = {"num_vars": self.num_vars * self.groups}

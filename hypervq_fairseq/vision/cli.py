@@ -148,7 +148,7 @@ def _codebook(args) -> None:
 @_subcommand
 def _disentangle(args) -> None:
     from .disentangle import evaluate_disentanglement, scatter_png
-    from .train import build_from_checkpoint, train_from_args
+    from .train import train_from_args
 
     if args.checkpoint:
         model, _, test_ds = _pretrained(args)

@@ -36,12 +36,14 @@ from fairseq.models import register_model
 from fairseq.models.wav2vec.wav2vec2 import Wav2Vec2Config, Wav2Vec2Model
 
 from ...quantizers import HyperbolicVectorQuantizer
+from ...quantizers.hyperbolic_vq import CLIP_MODES
 from ...quantizers.perplexity import code_usage
 from ...quantizers.selection import KEYS as SELECTION_KEYS
 from ...quantizers.selection import per_group, selection_stats
 from ..config_checks import check_model_config
 
 QUANTIZER_CHOICES = ChoiceEnum(["hyperbolic", "gumbel"])
+CLIP_CHOICES = ChoiceEnum(list(CLIP_MODES))
 
 DIAGNOSTIC_KEYS = ("dead_codes", "hyperbolic_radius")
 DIAGNOSTIC_PREFIXES = ("code_perplexity_g", "prob_perplexity_g") + SELECTION_KEYS
@@ -62,6 +64,16 @@ class HyperVQWav2Vec2Config(Wav2Vec2Config):
     hyperbolic_clip_radius: Optional[float] = field(
         default=None,
         metadata={"help": "feature clipping: bound on the tangent norm before exp_0 (null: no clipping)"},
+    )
+    hyperbolic_clip_mode: CLIP_CHOICES = field(
+        default="hard",
+        metadata={"help": "hard: rows beyond the clip radius land on it; soft: radius*tanh(|v|/radius), order kept"},
+    )
+    hyperbolic_logit_scale: float = field(
+        default=1.0, metadata={"help": "the MLR logits are multiplied by this before the Gumbel softmax (1: the paper's)"}
+    )
+    hyperbolic_learn_logit_scale: bool = field(
+        default=False, metadata={"help": "learn the logit scale (one per group)"}
     )
     hyperbolic_r_init: Tuple[float, float] = field(
         default=(0.1, 0.5),
@@ -165,7 +177,10 @@ class HyperVQWav2Vec2Model(Wav2Vec2Model):
             curvature=cfg.hyperbolic_curvature,
             learn_curvature=cfg.hyperbolic_learn_curvature,
             clip_radius=cfg.hyperbolic_clip_radius,
+            clip_mode=str(cfg.hyperbolic_clip_mode),
             r_init=_as_pair(cfg.hyperbolic_r_init),
+            logit_scale=float(cfg.hyperbolic_logit_scale),
+            learn_logit_scale=cfg.hyperbolic_learn_logit_scale,
             diagnostics=cfg.quantizer_diagnostics,
         )
 
