@@ -38,6 +38,7 @@ class PretrainedModel:
     model_name: str
     path: str
     sample_rate: int = 16000  # the pretraining task's
+    updates: int = 0  # training updates the checkpoint had seen
 
     @property
     def frame_rate(self) -> float:
@@ -109,6 +110,8 @@ def load_pretrained(path, device: str = "cpu") -> PretrainedModel:
     if getattr(model, "quantizer", None) is None or not hasattr(model, "feature_extractor"):
         raise NoQuantizerError(f"{path}: model '{name}' has no target quantizer (quantize_targets=false?)")
     model.load_state_dict(weights, strict=True)
+    history = state.get("optimizer_history") or [{}]
+    model.set_num_updates(int(history[-1].get("num_updates", 0)))  # the Gumbel temperature it ended with
     model.eval().to(device)
 
     stride = 1
@@ -125,6 +128,7 @@ def load_pretrained(path, device: str = "cpu") -> PretrainedModel:
         model_name=name,
         path=path,
         sample_rate=int(task.get("sample_rate", 16000)),
+        updates=int(history[-1].get("num_updates", 0)),
     )
 
 

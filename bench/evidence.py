@@ -1,0 +1,328 @@
+"""HyperVQ against the stock Gumbel quantizer, on voices nobody tuned on: the evidence behind the defaults.
+
+    .venv/bin/python bench/evidence.py all --out runs/evidence            # data, dev sweep, test, tables
+    .venv/bin/python bench/evidence.py sweep --out runs/evidence --seeds 1 2 3
+    .venv/bin/python bench/evidence.py test --out runs/evidence --seeds 1 2 3 4 5
+    .venv/bin/python bench/evidence.py report --out runs/evidence        # tables from the runs so far
+
+The protocol (docs/evidence.md says why):
+
+* **Speakers.** Pretraining uses two real voices (fr, ru). Settings are chosen on the *dev*
+  voices only: a third real voice (it) for the contrastive loss, code use and selection, and two
+  synthetic English voices (flite slt, rms) with exact phone timings for PNMI and ABX. They are
+  judged once on the *test* voices, never looked at while choosing: the English speaker (her
+  en and es prompts; en force-aligned for PNMI and ABX) and a third synthetic voice (flite awb).
+* **Same budget.** Every system is the demo's tiny wav2vec 2.0 (configs/demo), same data, same
+  updates, same everything but the quantizer options; the stock system is fairseq's own
+  ``GumbelVectorQuantizer`` (``quantizer_type: gumbel``).
+* **Seeds.** Each configuration runs with several seeds; tables give the mean and a 95%
+  t-interval, and each claim a verdict (better / worse / no difference detected) from the
+  Welch t-interval of the difference.
+
+Every stage skips what is already done, so an interrupted run continues where it stopped.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO_CONFIGS = REPO / "configs" / "demo"
+
+# The candidates studied on dev: name -> model overrides on configs/demo/hypervq_demo.yaml.
+# "gumbel" is the stock quantizer (configs/demo/gumbel_demo.yaml).
+CANDIDATES: Dict[str, List[str]] = {
+    "gumbel": [],
+    "paper": ["++model.hyperbolic_clip_radius=null"],
+    "clip2": ["++model.hyperbolic_clip_radius=2.0"],
+    "softclip2": ["++model.hyperbolic_clip_radius=2.0", "++model.hyperbolic_clip_mode=soft"],
+    "scale_learned": ["++model.hyperbolic_clip_radius=null", "++model.hyperbolic_learn_logit_scale=true"],
+    "r_small": ["++model.hyperbolic_clip_radius=null", "++model.hyperbolic_r_init=[-0.05,0.05]"],
+    "softclip2_scale": ["++model.hyperbolic_clip_radius=2.0", "++model.hyperbolic_clip_mode=soft",
+                        "++model.hyperbolic_learn_logit_scale=true"],
+    "r_small_scale": ["++model.hyperbolic_clip_radius=null", "++model.hyperbolic_r_init=[-0.05,0.05]",
+                      "++model.hyperbolic_learn_logit_scale=true"],
+}
+
+TRAIN_VOICES = ("fr", "ru")
+DEV_VOICES = ("it",)
+TEST_VOICES = ("en", "es")  # one speaker: the English prompts and her Spanish ones
+
+
+def log(msg: str) -> None:
+    print(f"[evidence {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def build_data(out: Path) -> Path:
+    """Corpora and manifests: ``data/train`` (train.tsv + valid.tsv = dev voice), ``data/test``."""
+    from hypervq_fairseq.data.demo_corpus import build_demo_corpus
+    from hypervq_fairseq.data.manifest import build_manifests
+
+    data = out / "data"
+    roles = {"train": (TRAIN_VOICES, "train-voices"), "dev": (DEV_VOICES, "dev-voices"), "test": (TEST_VOICES, "test-voices")}
+    for role, (voices, subset) in roles.items():
+        corpus = build_demo_corpus(data / "corpus" / role, languages=voices, valid_every=0, train_subset=subset)
+        log(f"{role}: {', '.join(voices)}: {sum(s['utterances'] for s in corpus.subsets.values())} utterances, "
+            f"{corpus.total_seconds / 60:.1f} min ({'reused' if corpus.reused else 'built'})")
+    manifests = data / "manifests"
+    if not (manifests / "valid.tsv").exists():
+        build_manifests(data / "corpus" / "train", manifests, train_subsets=["train-voices"], valid_subsets=[],
+                        progress=False)
+        build_manifests(data / "corpus" / "dev", manifests / "dev", train_subsets=[], valid_subsets=["dev-voices"],
+                        progress=False)
+        build_manifests(data / "corpus" / "test", manifests / "test", train_subsets=[], valid_subsets=["test-voices"],
+                        progress=False)
+        for role in ("dev", "test"):  # flat names beside train.tsv: fairseq validates on valid.tsv = dev
+            (manifests / f"{role}.tsv").write_text((manifests / role / "valid.tsv").read_text())
+        (manifests / "valid.tsv").write_text((manifests / "dev.tsv").read_text())
+    return manifests
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def run_dir(out: Path, name: str, seed: int) -> Path:
+    return out / "runs" / f"{name}_s{seed}"
+
+
+def train(out: Path, manifests: Path, name: str, seed: int, updates: int, threads: int) -> Path:
+    """Pretrain candidate ``name`` with ``seed``; returns its checkpoint (skipped when it exists)."""
+    work = run_dir(out, name, seed)
+    ckpt = work / "ckpt" / "checkpoint_last.pt"
+    done = work / "done.json"
+    if done.exists() and ckpt.exists():
+        return ckpt
+    config = "gumbel_demo" if name == "gumbel" else "hypervq_demo"
+    exe = Path(sys.executable).with_name("fairseq-hydra-train")
+    cmd = [str(exe), "--config-dir", str(DEMO_CONFIGS), "--config-name", config, f"task.data={manifests}",
+           f"checkpoint.save_dir={work / 'ckpt'}", f"hydra.run.dir={work / 'hydra'}", f"common.seed={seed}",
+           f"optimization.max_update={updates}", f"common.tensorboard_logdir={work / 'tb'}",
+           "dataset.disable_validation=true", *CANDIDATES[name]]  # judged afterwards, on dev or test voices
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "command.txt").write_text(shlex.join(cmd) + "\n")
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), PYTHONWARNINGS="ignore")
+    t0 = time.time()
+    with open(work / "train.log", "w") as f:
+        code = subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=work)
+    if code != 0:
+        tail = (work / "train.log").read_text(errors="replace").splitlines()[-15:]
+        raise RuntimeError(f"training {name} seed {seed} failed (exit {code}):\n" + "\n".join(tail))
+    done.write_text(json.dumps({"seconds": round(time.time() - t0, 1), "updates": updates}) + "\n")
+    return ckpt
+
+
+# ----------------------------------------------------------------------------- evaluation on held-out voices
+
+
+def contrastive(ckpt: Path, subset: str, seed: int = 1, max_tokens: int = 384000) -> Dict[str, float]:
+    """fairseq's validation on ``subset`` (a manifest beside train.tsv): contrastive loss in bits, accuracy.
+
+    What ``fairseq-validate`` does, in process, with the time masks drawn from ``(seed, batch)``
+    so that the figure is repeatable.
+    """
+    import hypervq_fairseq  # noqa: F401  (registers the model and the task)
+    from fairseq import checkpoint_utils, metrics, utils
+
+    from hypervq_fairseq.fairseq.patches import seeded_numpy
+
+    models, cfg, task = checkpoint_utils.load_model_ensemble_and_task([str(ckpt)])
+    model = models[0].eval()
+    criterion = task.build_criterion(cfg.criterion)
+    criterion.eval()
+    task.load_dataset(subset, combine=False, epoch=1, task_cfg=cfg.task)
+    dataset = task.dataset(subset)
+    itr = task.get_batch_iterator(dataset=dataset, max_tokens=max_tokens, ignore_invalid_inputs=True,
+                                  max_positions=utils.resolve_max_positions(task.max_positions(), model.max_positions()),
+                                  required_batch_size_multiple=1, seed=seed).next_epoch_itr(shuffle=False)
+    outputs = []
+    for i, sample in enumerate(itr):
+        with seeded_numpy(seed, i):
+            outputs.append(task.valid_step(sample, model, criterion)[2])
+    with metrics.aggregate() as agg:
+        task.reduce_metrics(outputs, criterion)
+        values = agg.get_smoothed_values()
+    return {"loss_bits": float(values["loss_0"]), "accuracy": float(values["accuracy"])}
+
+
+def code_use(ckpt: Path, manifest: Path) -> Dict[str, float]:
+    """Dataset-level code use of the argmax codes: perplexity per group (summed, as fairseq sums them)."""
+    import numpy as np
+
+    from hypervq_fairseq.eval.codebook import count_codes, usage_stats
+    from hypervq_fairseq.eval.tokens import encode_manifest
+    from hypervq_fairseq.fairseq.checkpoints import load_pretrained
+
+    pm = load_pretrained(ckpt)
+    ids = list(encode_manifest(pm, manifest, progress=False).values())
+    counts, combined = count_codes(ids, pm.groups, pm.num_vars)
+    groups = [usage_stats(c) for c in counts]
+    comb = usage_stats(np.array(sorted(combined.values())))
+    return {"code_perplexity": sum(g["perplexity"] for g in groups), "codes_used": sum(g["used"] for g in groups),
+            "combined_perplexity": comb["perplexity"], "combined_used": comb["used"]}
+
+
+def selection(ckpt: Path, manifest: Path) -> Dict[str, float]:
+    from hypervq_fairseq.eval.selection import heldout_selection
+    from hypervq_fairseq.fairseq.checkpoints import load_pretrained
+
+    stats = heldout_selection(load_pretrained(ckpt), manifest, seed=0)
+    return {k: stats[k] for k in ("sample_is_argmax", "logit_gap", "logit_std")}
+
+
+def evaluate(out: Path, manifests: Path, name: str, seed: int, role: str) -> dict:
+    """Every figure of one run on the ``role`` voices (dev or test), cached in the run folder."""
+    work = run_dir(out, name, seed)
+    cache = work / f"eval_{role}.json"
+    if cache.exists():
+        return json.loads(cache.read_text())
+    ckpt = work / "ckpt" / "checkpoint_last.pt"
+    manifest = manifests / f"{role}.tsv"
+    result = {**contrastive(ckpt, role), **code_use(ckpt, manifest), **selection(ckpt, manifest)}
+    cache.write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
+# ----------------------------------------------------------------------------- statistics and tables
+
+# metric -> (label, which direction is better, digits)
+METRICS = {
+    "loss_bits": ("valid contrastive loss (bits)", "lower", 3),
+    "accuracy": ("valid accuracy", "higher", 3),
+    "code_perplexity": ("code perplexity (of 64)", "higher", 1),
+    "sample_is_argmax": ("sampled code = argmax", "higher", 3),
+    "logit_gap": ("top-2 logit gap", "higher", 2),
+    "pnmi": ("PNMI", "higher", 3),
+    "abx_within": ("ABX within (%)", "lower", 1),
+    "abx_across": ("ABX across (%)", "lower", 1),
+}
+
+
+def mean_ci(values: List[float], level: float = 0.95):
+    """Mean and half-width of the t-interval (NaN half-width for one value)."""
+    from scipy import stats
+
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, float("nan")
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    return mean, stats.t.ppf(0.5 + level / 2, n - 1) * sd / math.sqrt(n)
+
+
+def difference_ci(a: List[float], b: List[float], level: float = 0.95):
+    """Welch t-interval of mean(a) - mean(b)."""
+    from scipy import stats
+
+    ma, mb = sum(a) / len(a), sum(b) / len(b)
+    va = sum((x - ma) ** 2 for x in a) / (len(a) - 1)
+    vb = sum((x - mb) ** 2 for x in b) / (len(b) - 1)
+    se = math.sqrt(va / len(a) + vb / len(b))
+    if se == 0:
+        return ma - mb, 0.0
+    dof = se ** 4 / ((va / len(a)) ** 2 / (len(a) - 1) + (vb / len(b)) ** 2 / (len(b) - 1))
+    return ma - mb, stats.t.ppf(0.5 + level / 2, dof) * se
+
+
+def verdict(diff: float, half: float, better: str) -> str:
+    if not math.isfinite(half) or abs(diff) <= half:
+        return "no difference detected"
+    return "better" if (diff > 0) == (better == "higher") else "worse"
+
+
+def table(results: Dict[str, Dict[int, dict]], metrics, reference: str = "gumbel") -> str:
+    """Markdown: one row per system (mean ± 95% CI over seeds), then each system against ``reference``."""
+    names = [n for n in results if results[n]]
+    lines = ["| system | seeds | " + " | ".join(METRICS[m][0] for m in metrics) + " |",
+             "|---|---|" + "---|" * len(metrics)]
+    for name in names:
+        cells = []
+        for m in metrics:
+            vals = [r[m] for r in results[name].values() if m in r]
+            if not vals:
+                cells.append("-")
+                continue
+            mean, half = mean_ci(vals)
+            d = METRICS[m][2]
+            cells.append(f"{mean:.{d}f} ± {half:.{d}f}" if math.isfinite(half) else f"{mean:.{d}f}")
+        lines.append(f"| {name} | {len(results[name])} | " + " | ".join(cells) + " |")
+    if reference in results and results[reference]:
+        lines += ["", f"Difference from {reference} (mean, 95% Welch interval) and verdict:", "",
+                  "| system | " + " | ".join(METRICS[m][0] for m in metrics) + " |", "|---|" + "---|" * len(metrics)]
+        for name in names:
+            if name == reference:
+                continue
+            cells = []
+            for m in metrics:
+                a = [r[m] for r in results[name].values() if m in r]
+                b = [r[m] for r in results[reference].values() if m in r]
+                if len(a) < 2 or len(b) < 2:
+                    cells.append("-")
+                    continue
+                diff, half = difference_ci(a, b)
+                d = METRICS[m][2]
+                cells.append(f"{diff:+.{d}f} ± {half:.{d}f}: **{verdict(diff, half, METRICS[m][1])}**")
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def machine() -> dict:
+    def git(*args):
+        try:
+            return subprocess.check_output(["git", *args], cwd=REPO, text=True).strip()
+        except (OSError, subprocess.CalledProcessError):
+            return "?"
+    return {"host_cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+            "commit": git("rev-parse", "--short", "HEAD"), "dirty": bool(git("status", "--porcelain")),
+            "command": shlex.join([sys.executable and "python", *sys.argv])}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="examples:\n  python bench/evidence.py data --out runs/evidence\n"
+                                       "  python bench/evidence.py sweep --out runs/evidence --seeds 1 2\n")
+    p.add_argument("stage", choices=["data", "sweep", "test", "report", "all"])
+    p.add_argument("--out", default="runs/evidence", help="working folder (data, runs, tables)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    p.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES))
+    p.add_argument("--updates", type=int, default=500, help="pretraining updates per run (the demo's)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per training run")
+    args = p.parse_args(argv)
+    out = Path(args.out).resolve()
+    manifests = build_data(out)
+    if args.stage in ("sweep", "all"):
+        for seed in args.seeds:
+            for name in args.candidates:
+                log(f"train {name} seed {seed}")
+                train(out, manifests, name, seed, args.updates, args.threads)
+                log(f"evaluate {name} seed {seed} on dev")
+                evaluate(out, manifests, name, seed, "dev")
+    if args.stage in ("report", "all", "sweep"):
+        for role in ("dev", "test"):
+            results = {name: {seed: json.loads((run_dir(out, name, seed) / f"eval_{role}.json").read_text())
+                              for seed in args.seeds if (run_dir(out, name, seed) / f"eval_{role}.json").exists()}
+                       for name in args.candidates}
+            if any(results.values()):
+                text = table(results, [m for m in METRICS if any(m in r for v in results.values() for r in v.values())])
+                info = machine()
+                (out / f"{role}.md").write_text(f"{text}\n\nmachine: {info['platform']}, {info['host_cpus']} CPUs; "
+                                                f"commit {info['commit']}{' (uncommitted changes)' if info['dirty'] else ''}; "
+                                                f"command: `{info['command']}`\n")
+                log(f"{role} table -> {out / (role + '.md')}")
+                print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
