@@ -157,3 +157,16 @@ def test_synthesize_writes_audio_manifest_words_and_flites_phones_that_align_reu
     done = run_console("hypervq-align", out, "--quiet", cwd=tmp_path)
     assert "6 of 6 utterances aligned (0 now, 6 reused)" in done.stdout
     assert read_phn(out / "valid.phn") == phones
+
+
+@pytest.mark.parametrize("tool", ["align", "unit_eval"])
+def test_help_ends_with_examples(tool, capsys):
+    import importlib
+
+    module = importlib.import_module(f"hypervq_fairseq.tools.{tool}")
+    with pytest.raises(SystemExit):
+        module.main(["--help"])
+    out = capsys.readouterr().out
+    examples = out.split("\nexamples:\n", 1)[1]
+    assert examples.strip().splitlines()[-1].strip().startswith(("hypervq-", "--"))  # a command (or its continuation)
+    assert f"hypervq-{tool.replace('_', '-')} " in examples

@@ -18,7 +18,9 @@ Systems, all on the same frames:
 - ``kmeans_mfcc_K``: k-means on 39-dimensional MFCCs of the same windows,
 
 with K = the number of codes each quantizer really uses on this data, and K = ``kmeans_k``
-(100 by default). Scores: :mod:`.units` (PNMI, purities, codes used, entropy, bitrate; per
+(100 by default). k-means is fitted on the evaluated utterances' own frames (all of them,
+silence included; at most ``max_fit_frames``, drawn with the seed), as unit-discovery
+benchmarks allow: no phone label is used to fit it. Scores: :mod:`.units` (PNMI, purities, codes used, entropy, bitrate; per
 group and combined) and :mod:`.abx` (triphone ABX within and, with two or more speakers,
 across speakers). A system whose PNMI is not above that of its own codes shuffled (same seed),
 or whose ABX error within speaker is at or above chance (50%), is flagged.
@@ -359,7 +361,8 @@ def evaluate_units(checkpoints: Sequence, data_dir, subset: str = "valid", *, na
         "phones": sorted({p for p in flat if p not in (SILENCE, UNCOVERED)}), "triphone_items": len(items)}
     results["settings"] = {
         "checkpoints": {n: str(pm.path) for n, pm in models.items()}, "layer": layer, "kmeans_k": kmeans_k,
-        "seed": seed, "max_fit_frames": max_fit_frames, "frame": {"stride": stride, "receptive_field": field},
+        "seed": seed, "max_fit_frames": max_fit_frames, "kmeans_fit": "the evaluated utterances' frames, no labels",
+        "frame": {"stride": stride, "receptive_field": field},
         "abx": {"items": "triphones, within context", "distance": "codes differ (one-hot cosine), DTW",
                 "max_size_group": abx_max_size_group, "max_x_across": abx_max_x_across} if abx else None}
     if out is not None:
