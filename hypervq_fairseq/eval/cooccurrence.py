@@ -28,12 +28,12 @@ def cooccurrence_png(table: np.ndarray, phones, *, title: str, max_codes: int = 
     """PNG bytes of ``p(phone | code)`` for a count table ``(phones, codes)`` whose rows are labelled ``phones``."""
     import logging
 
-    import matplotlib
-
     # importing fairseq's models runs logging.basicConfig(level=DEBUG) (wav2vec2_classification.py):
-    # keep matplotlib's and PIL's font and file debugging out of the user's terminal
+    # keep matplotlib's and PIL's import, font and file debugging out of the user's terminal
     for noisy in ("matplotlib", "PIL"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
