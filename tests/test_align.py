@@ -87,10 +87,16 @@ def test_speakers_come_from_librispeech_names():
 
 
 @pytest.fixture
-def english_manifest(tiny_speech_manifest, tmp_path):
-    """A copy of the tiny corpus's manifests (4 voices; only the en voice says its transcript)."""
+def english_manifest(tiny_speech_corpus, tiny_speech_manifest, tmp_path):
+    """A private copy of the tiny corpus and its manifests (4 voices; only the en voice says its transcript).
+
+    The audio is copied too: a test here rewrites a file, which the session's corpus must never see.
+    """
+    corpus = tmp_path / "corpus"
+    shutil.copytree(tiny_speech_corpus, corpus)
     for name in ("train.tsv", "valid.tsv"):
-        shutil.copy(tiny_speech_manifest / name, tmp_path / name)
+        root, *rows = (tiny_speech_manifest / name).read_text().splitlines()
+        (tmp_path / name).write_text("\n".join([str(corpus), *rows]) + "\n")
     return tmp_path
 
 
