@@ -49,6 +49,9 @@ from ..errors import InputError
 from .units import contingency, phone_code_scores, stream_scores
 
 CHANCE_ABX = 0.5
+SKIPPED = {"not_selected": "from speakers not aligned (their transcripts are not what they say)",
+           "missing_words": "with words missing from the dictionary", "failed": "that could not be aligned",
+           "no_alignment": "without alignment"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -381,12 +384,13 @@ def format_table(results: dict) -> str:
     """``results.md``: what was measured on which frames, then one row per system."""
     d = results["data"]
     f = d["frames"]
-    skipped = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(d["skipped"].items())) or "none"
+    skipped = ", ".join(f"{n} {SKIPPED.get(k, k.replace('_', ' '))}" for k, n in sorted(d["skipped"].items()))
+    speakers = ", ".join(d["speakers"][:8]) + (", ..." if len(d["speakers"]) > 8 else "")
     lines = [
         f"Token quality against phones on {d['utterances']} of {d['utterances_in_manifest']} utterances of "
-        f"{Path(d['manifest']).name} (skipped: {skipped}); {len(d['speakers'])} speaker(s), {d['seconds']:.1f} s, "
-        f"{f['total']} frames of {1000 / d['frame_rate']:.0f} ms: {f['phone']} with a phone (scored), "
-        f"{f['silence']} silence, {f['uncovered']} without alignment.",
+        f"{Path(d['manifest']).name}, speaker(s) {speakers}: {d['seconds']:.1f} s, {f['total']} frames of "
+        f"{1000 / d['frame_rate']:.0f} ms, {f['phone']} with a phone (scored), {f['silence']} silence, "
+        f"{f['uncovered']} without alignment. Skipped: {skipped or 'none'}.",
         "",
         "| system | PNMI ↑ | phone purity ↑ | cluster purity ↑ | ABX within ↓ | ABX across ↓ | codes used | "
         "bits/frame | bitrate (bit/s) | below random? |",

@@ -13,8 +13,8 @@ selection statistics beside them (how often the sampled code is the argmax, the 
 spread), and write a
 table: code and prob perplexity, validation contrastive loss and accuracy, and how many updates
 each run needed before its validation loss left the chance level log2(num_negatives + 1);
-(5) align the validation set's English voice to phones (``hypervq-align``; the fr/it/ru prompts
-carry the English text they were translated from, so they cannot be aligned) and print the
+(5) align the validation set's English voice to phones (``hypervq-align``; the other voices'
+prompts carry the English text they were translated from, so they cannot be aligned) and print the
 token-quality table of ``hypervq-unit-eval``: PNMI, purities, ABX and bitrate of both quantizers'
 codes beside random codes and k-means baselines on the same frames.
 
@@ -259,8 +259,8 @@ def unit_quality(work: Path):
     except (HyperVQError, ImportError) as e:
         print(f"      skipped: {e}")
         return None
-    print("Only the English voice of the validation set is scored: the fr/it/ru prompts carry the English text "
-          "they were translated from, so they cannot be aligned to phones.\n")
+    print("Only the English voice of the validation set is scored: the other voices' prompts carry the English "
+          "text they were translated from, so they cannot be aligned to phones.\n")
     print(format_table(results))
     print(f"\nsame table again: hypervq-unit-eval --checkpoints {work}/hypervq/ckpt/checkpoint_last.pt "
           f"{work}/gumbel/ckpt/checkpoint_last.pt --names hypervq gumbel --data {work}/manifest --out {work}/units")
