@@ -59,6 +59,8 @@ setup(
     extras_require={
         "vision": ["torchvision", "imagecorruptions-imaug"],  # imagecorruptions 1.1.2 fails to import (pkg_resources)
         "dev": ["pytest", "mpmath"],  # mpmath: high-precision reference in the core math tests
+        # token quality against phones: forced alignment (bundled en-us model) and ABX triplets/DTW
+        "units": ["pocketsphinx==5.1.1", "zerospeech-libriabx2==0.9.8", "pandas>=2.2.2"],  # pandas < 2.2.2 breaks on numpy 2
     },
     entry_points={
         "console_scripts": [
@@ -72,6 +74,8 @@ setup(
             "hypervq-labels=hypervq_fairseq.tools.labels:main",
             "hypervq-download=hypervq_fairseq.tools.download:main",
             "hypervq-vision=hypervq_fairseq.vision.cli:main",
+            "hypervq-align=hypervq_fairseq.tools.align:main",
+            "hypervq-unit-eval=hypervq_fairseq.tools.unit_eval:main",
         ],
     },
 )

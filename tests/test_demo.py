@@ -23,6 +23,19 @@ def test_demo_runs_end_to_end(tmp_path):
         assert r["loss_0"] > 0
     for png in ("perplexity.png", "valid.png"):
         assert (work / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # token quality: the validation set's English voice aligned, both quantizers beside their baselines
+    assert "Only the English voice of the validation set is scored" in done.stdout
+    units = json.loads((work / "units" / "results.json").read_text())
+    systems = units["systems"]
+    assert {"hypervq", "gumbel", "random_hypervq", "random_gumbel"} <= set(systems)
+    assert any(n.startswith("kmeans_mfcc_") for n in systems) and any(n.startswith("kmeans_layer1_") for n in systems)
+    assert units["data"]["speakers"] == ["9001"] and units["data"]["skipped"]["not_selected"] > 0
+    for name in ("hypervq", "gumbel", "random_hypervq", "kmeans_mfcc_"):
+        assert f"| {name}" in done.stdout
+    assert (work / "manifest" / "valid.phn").exists()
+    # the selection statistics are drawn beside the perplexity curves
+    assert "sample_is_argmax" in (work / "perplexity.html").read_text()
+
     # the table is computed from the logs the runs wrote
     log = read_json_records(work / "hypervq" / "train.log")
     assert [int(r["num_updates"]) for r in log["valid"]][-1] == 2

@@ -90,3 +90,34 @@ def test_help_ends_with_examples(capsys):
     with pytest.raises(SystemExit):
         plot.main(["--help"])
     assert capsys.readouterr().out.rstrip().splitlines()[-1].strip().startswith("hypervq-plot ")
+
+
+def test_selection_panels_sit_beside_perplexity_and_match_prefixed_tags(tmp_path, capsys):
+    from tensorboardX import SummaryWriter
+
+    # a fairseq-style run (tags without prefix) and a vision-style one (train/ and test/ prefixes)
+    with SummaryWriter(str(tmp_path / "fairseq" / "train_inner")) as w:
+        for step in (1, 2, 3):
+            w.add_scalar("code_perplexity", 10.0 + step, step)
+            w.add_scalar("prob_perplexity", 11.0 + step, step)
+            for key, value in (("sample_is_argmax", 0.05 * step), ("logit_gap", 0.1 * step), ("logit_std", 0.3)):
+                w.add_scalar(key, value, step)
+    with SummaryWriter(str(tmp_path / "vision")) as w:
+        for step in (1, 2):
+            for key, value in (("perplexity", 7.0), ("sample_is_argmax", 0.7), ("logit_gap", 2.5), ("logit_std", 1.5)):
+                w.add_scalar(f"train/{key}", value, step)
+        w.add_scalar("test/perplexity", 99.0, 2)
+    page = tmp_path / "sel.html"
+    code = plot.main([str(tmp_path / "fairseq"), str(tmp_path / "vision"), "--label", "fairseq", "--label", "vision",
+                      "--keys", "code_perplexity", "perplexity", "--selection", "-o", str(tmp_path / "sel.png"),
+                      "--html", str(page)])
+    assert code == 0
+    assert "keys code_perplexity, perplexity, sample_is_argmax, logit_gap, logit_std" in capsys.readouterr().out
+    text = page.read_text()
+    assert "0.150 @ 3" in text and "0.300 @ 3" in text  # fairseq run: last sample_is_argmax, logit_gap
+    assert "7.000 @ 2" in text and "99.000" not in text  # train/perplexity chosen over test/perplexity
+    assert "0.700 @ 2" in text and "2.500 @ 2" in text and "1.500 @ 2" in text
+    import matplotlib.image
+
+    height, width = matplotlib.image.imread(str(tmp_path / "sel.png")).shape[:2]
+    assert height > width / 2  # 5 panels wrap onto two rows of three

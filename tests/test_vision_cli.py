@@ -44,6 +44,35 @@ def test_train_writes_checkpoint_metrics_and_tensorboard(trained):
     assert not [f for f in os.listdir(trained) if f.endswith(".tmp")]  # atomic writes leave nothing behind
 
 
+def test_train_logs_selection_statistics_for_gumbel_type_quantizers(tmp_path, capsys):
+    """The training loop's TensorBoard file holds the three numbers for HyperVQ and GumbelVQ, not for k-means."""
+    from torch.utils.data import Subset
+
+    from hypervq_fairseq.eval.logs import read_tensorboard
+    from hypervq_fairseq.tools import plot
+    from hypervq_fairseq.vision.model import VQVAEConfig
+    from hypervq_fairseq.vision.train import train_vqvae
+
+    images = Subset(load_dataset("fashion-mnist"), range(64))
+    keys = ("sample_is_argmax", "logit_gap", "logit_std")
+    for quantizer in ("hypervq", "gumbel", "kmeans"):
+        cfg = VQVAEConfig(quantizer=quantizer, num_codes=16, embedding_dim=8, hidden=16, res_blocks=1, res_hidden=8)
+        train_vqvae(cfg, images, out=str(tmp_path / quantizer), steps=4, batch_size=16, log_every=2, quiet=True)
+        scalars = read_tensorboard(tmp_path / quantizer / "tb", "train")
+        if quantizer == "kmeans":  # no sampling: nothing to report
+            assert not any(f"train/{k}" in scalars for k in keys)
+            continue
+        agree, gap, spread = (dict(scalars[f"train/{k}"]) for k in keys)
+        assert sorted(agree) == [2, 4]  # every --log-every steps, like the loss
+        assert all(0 <= v <= 1 for v in agree.values()) and all(v >= 0 for v in gap.values())
+        assert all(v > 0 for v in spread.values())
+    # hypervq-plot draws them next to the perplexity of both Gumbel-type runs
+    capsys.readouterr()
+    assert plot.main([str(tmp_path / "hypervq" / "tb"), str(tmp_path / "gumbel" / "tb"), "--label", "hypervq",
+                      "--label", "gumbel", "--keys", "perplexity", "--selection", "-o", str(tmp_path / "sel.png")]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("quantizer", ["hypervq", "kmeans"])
 def test_resume_continues_exactly(tmp_path, quantizer):
     """2 steps + resume to 4 gives the same weights as 4 steps in one go (Gumbel noise included)."""

@@ -81,3 +81,18 @@ def layer_states(pm: PretrainedModel, wave, layer: int) -> torch.Tensor:
     source = _prepared(pm, wave)[None].to(device_of(pm))
     out = pm.model.extract_features(source, padding_mask=None, mask=False, layer=layer - 1)
     return out["x"][0].float().cpu()
+
+
+def frame_geometry(pm: PretrainedModel) -> tuple:
+    """``(stride, receptive_field)`` in input samples: output frame ``t`` sees samples ``[t·stride, t·stride + receptive_field)``.
+
+    Read from the conv feature extractor itself (the stock stack: stride 320, receptive field
+    400, i.e. 20 ms frames of 25 ms windows at 16 kHz), so phone labels and MFCC baselines can
+    be placed on exactly the samples each code was computed from.
+    """
+    stride, field = 1, 1
+    for block in pm.model.feature_extractor.conv_layers:
+        conv = block[0]
+        field += (conv.kernel_size[0] - 1) * stride
+        stride *= conv.stride[0]
+    return stride, field

@@ -8,9 +8,15 @@ Steps: (1) build the offline real-speech corpus (Debian's Asterisk prompts, four
 in LibriSpeech's layout; (2) write its fairseq manifests with ``hypervq-manifest``'s code;
 (3) pretrain a tiny wav2vec 2.0 twice, with HyperVQ and with fairseq's GumbelVectorQuantizer,
 through real ``fairseq-hydra-train`` subprocesses (built by ``hypervq-pretrain``) for the same
-number of updates; (4) plot the codebook perplexity curves with ``hypervq-plot`` and write a
+number of updates; (4) plot the codebook perplexity curves with ``hypervq-plot``, with the
+selection statistics beside them (how often the sampled code is the argmax, the logit gap and
+spread), and write a
 table: code and prob perplexity, validation contrastive loss and accuracy, and how many updates
-each run needed before its validation loss left the chance level log2(num_negatives + 1).
+each run needed before its validation loss left the chance level log2(num_negatives + 1);
+(5) align the validation set's English voice to phones (``hypervq-align``; the other voices'
+prompts carry the English text they were translated from, so they cannot be aligned) and print the
+token-quality table of ``hypervq-unit-eval``: PNMI, purities, ABX and bitrate of both quantizers'
+codes beside random codes and k-means baselines on the same frames.
 
 Why these settings (configs/demo/*.yaml): a model this small on an hour of audio easily sits at
 chance with quantized targets. Hard Gumbel sampling draws targets from softmax(logits) whatever
@@ -187,11 +193,11 @@ def main(argv=None) -> int:
     chance = math.log2(num_negatives + 1)
 
     # 1. corpus and manifests
-    print(f"[1/4] demo corpus -> {work / 'corpus'}", flush=True)
+    print(f"[1/5] demo corpus -> {work / 'corpus'}", flush=True)
     corpus = build_demo_corpus(work / "corpus", max_minutes=args.max_minutes, progress=True)
     print(f"      {len(corpus.speakers)} speakers, {corpus.total_seconds / 60:.1f} min "
           f"({'reused' if corpus.reused else 'built'})", flush=True)
-    print(f"[2/4] manifests -> {work / 'manifest'}", flush=True)
+    print(f"[2/5] manifests -> {work / 'manifest'}", flush=True)
     report = build_manifests(work / "corpus", work / "manifest", train_subsets=["train-demo"],
                              valid_subsets=["dev-demo"], progress=False)
     print("      " + report.summary_table().replace("\n", "\n      "), flush=True)
@@ -207,18 +213,18 @@ def main(argv=None) -> int:
         cmd = _train_command(config_dir, config, work / "manifest", run_dir / "ckpt", overrides)
         (run_dir / "command.txt").write_text(" ".join(cmd) + "\n")
         jobs.append((label, cmd, run_dir / "train.log"))
-    print(f"[3/4] pretraining HyperVQ and Gumbel for {total} updates each "
+    print(f"[3/5] pretraining HyperVQ and Gumbel for {total} updates each "
           f"({'one after the other' if args.sequential else 'side by side'}; logs in {work}/*/train.log)", flush=True)
     run_trainings(jobs, total, parallel=not args.sequential, threads=args.threads)
 
     # 3. plot and table
-    print("[4/4] plot and table", flush=True)
+    print("[4/5] plot and table", flush=True)
     logs = {label: work / name / "train.log" for label, name, _ in RUNS}
     plot = [sys.executable, "-m", "hypervq_fairseq.tools.plot", *map(str, logs.values())]
     for label in logs:
         plot += ["--label", label]
-    subprocess.run(plot + ["-o", str(work / "perplexity.png"), "--html", str(work / "perplexity.html"),
-                           "--title", "codebook perplexity (train)"], check=True)
+    subprocess.run(plot + ["--selection", "-o", str(work / "perplexity.png"), "--html", str(work / "perplexity.html"),
+                           "--title", "codebook perplexity and code selection (train)"], check=True)
     subprocess.run(plot + ["--split", "valid", "--keys", "loss_0", "accuracy", "code_perplexity",
                            "-o", str(work / "valid.png"), "--title", "validation"], check=True)
     results = {label: summarize(read_json_records(path), chance) for label, path in logs.items()}
@@ -226,9 +232,39 @@ def main(argv=None) -> int:
     atomic_write_text(work / "results.md", table + "\n")
     atomic_write_json(work / "results.json", dict(chance=chance, num_negatives=num_negatives, results=results))
     print(table)
-    print(f"\nplots: {work / 'perplexity.png'}, {work / 'valid.png'}; table: {work / 'results.md'}; "
-          f"total {(time.time() - start) / 60:.1f} min")
+
+    # 4. token quality against phones, on the validation set's English voice
+    print("[5/5] token quality against phones (hypervq-align, hypervq-unit-eval)", flush=True)
+    units = unit_quality(work)
+    print(f"\nplots: {work / 'perplexity.png'}, {work / 'valid.png'}; tables: {work / 'results.md'}"
+          f"{f', {units}' if units else ''}; total {(time.time() - start) / 60:.1f} min")
     return 0
+
+
+def unit_quality(work: Path):
+    """Align the English voice of the validation set, then print and write hypervq-unit-eval's table."""
+    try:
+        from ..data.alignment import align_manifest_dir
+        from ..eval.unit_eval import evaluate_units, format_table
+    except ImportError as e:  # the optional packages of the units extra
+        print(f"      skipped: {e.name} is not installed (pip install 'hypervq-fairseq[units]')")
+        return None
+    from ..errors import HyperVQError
+
+    try:
+        report, = align_manifest_dir(work / "manifest", ["valid"], progress=False)
+        print("      " + report.summary().replace("\n", "\n      "), flush=True)
+        results = evaluate_units([work / name / "ckpt" / "checkpoint_last.pt" for _, name, _ in RUNS],
+                                 work / "manifest", "valid", names=[name for _, name, _ in RUNS], out=work / "units")
+    except (HyperVQError, ImportError) as e:
+        print(f"      skipped: {e}")
+        return None
+    print("Only the English voice of the validation set is scored: the other voices' prompts carry the English "
+          "text they were translated from, so they cannot be aligned to phones.\n")
+    print(format_table(results))
+    print(f"\nsame table again: hypervq-unit-eval --checkpoints {work}/hypervq/ckpt/checkpoint_last.pt "
+          f"{work}/gumbel/ckpt/checkpoint_last.pt --names hypervq gumbel --data {work}/manifest --out {work}/units")
+    return work / "units" / "results.md"
 
 
 def _config_max_update(config: Path) -> int:

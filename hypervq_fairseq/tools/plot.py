@@ -7,9 +7,17 @@ TensorBoard scalars when ``common.tensorboard_logdir`` is set (folders ``train_i
 reads either (``hypervq_fairseq.eval.logs``) and draws one panel per key (default
 ``code_perplexity`` and ``prob_perplexity``), one line per run, x = updates.
 
+``--selection`` adds the selection statistics next to those panels: the fraction of frames
+whose sampled code is the argmax code (``sample_is_argmax``), the gap between the two largest
+logits and their spread (``logit_gap``, ``logit_std``). Perplexity cannot tell codes chosen by
+the input from codes drawn by Gumbel noise; these can. A key also matches a tag that ends in
+``/KEY`` (the vision trainers log ``train/perplexity``, ``train/sample_is_argmax``, ...).
+
     hypervq-plot runs/hyper/tb runs/gumbel/tb --label HyperVQ --label Gumbel -o perplexity.png
+    hypervq-plot runs/hyper/tb runs/gumbel/tb --selection -o selection.png
     hypervq-plot outputs/*/hydra_train.log --keys code_perplexity dead_codes temp -o curves.png --html curves.html
     hypervq-plot runs/hyper/tb --split valid -o valid.png
+    hypervq-plot runs/vision/hypervq/tb runs/vision/gumbel/tb --keys perplexity --selection -o vision.png
 """
 import argparse
 import base64
@@ -23,6 +31,16 @@ from ..cli import add_debug_flag, run
 from ..eval.logs import DEFAULT_KEYS, SPLITS, Curves, read_run
 from ..errors import InputError
 from ..files import atomic_write_bytes, atomic_write_text
+from ..quantizers.selection import KEYS as SELECTION_KEYS
+
+
+def find_curve(curves: Curves, key: str):
+    """The curve of ``key``: the tag itself, else the one tag ending in ``/key`` (``train/`` preferred)."""
+    if key in curves:
+        return curves[key]
+    matches = sorted(tag for tag in curves if tag.endswith("/" + key))
+    preferred = [tag for tag in matches if tag.startswith("train/")]
+    return curves[(preferred or matches)[0]] if matches else None
 
 
 def plot_runs(runs: Dict[str, Curves], keys, title: str = "") -> bytes:
@@ -32,11 +50,16 @@ def plot_runs(runs: Dict[str, Curves], keys, title: str = "") -> bytes:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(keys), figsize=(5.0 * len(keys), 3.8), squeeze=False)
-    for ax, key in zip(axes[0], keys):
+    cols = min(3, len(keys))  # perplexity and selection panels wrap onto a second row
+    rows = -(-len(keys) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.0 * cols, 3.8 * rows), squeeze=False)
+    for ax in axes.flat[len(keys):]:
+        ax.set_visible(False)
+    for ax, key in zip(axes.flat, keys):
         for label, curves in runs.items():
-            if key in curves:
-                steps, values = zip(*curves[key])
+            curve = find_curve(curves, key)
+            if curve:
+                steps, values = zip(*curve)
                 ax.plot(steps, values, label=label, marker="." if len(steps) < 30 else None)
         ax.set_title(key)
         ax.set_xlabel("updates")
@@ -56,7 +79,7 @@ def html_page(png: bytes, runs: Dict[str, Curves], keys, title: str) -> str:
     for label, curves in runs.items():
         cells = []
         for key in keys:
-            last = curves.get(key)
+            last = find_curve(curves, key)
             cells.append(f"<td>{last[-1][1]:.3f} @ {last[-1][0]}</td>" if last else "<td>-</td>")
         rows.append(f"<tr><th>{html.escape(label)}</th>{''.join(cells)}</tr>")
     head = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
@@ -77,6 +100,7 @@ def main(argv=None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n"
         "  hypervq-plot runs/hyper/tb runs/gumbel/tb --label HyperVQ --label Gumbel -o perplexity.png\n"
+        "  hypervq-plot runs/hyper/tb runs/gumbel/tb --selection -o selection.png\n"
         "  hypervq-plot outputs/*/hydra_train.log --keys code_perplexity dead_codes -o curves.png --html curves.html\n"
         "  hypervq-plot runs/hyper/tb --split valid -o valid.png",
     )
@@ -85,6 +109,8 @@ def main(argv=None) -> int:
                         help="legend label per run, in order (default: the run's path)")
     parser.add_argument("--keys", nargs="+", default=list(DEFAULT_KEYS),
                         help=f"scalars to plot, one panel each (default: {' '.join(DEFAULT_KEYS)})")
+    parser.add_argument("--selection", action="store_true",
+                        help=f"also draw the selection statistics: {', '.join(SELECTION_KEYS)}")
     parser.add_argument("--split", default="train_inner", choices=SPLITS, help="which log stream (default: train_inner)")
     parser.add_argument("-o", "--out", default="perplexity.png", help="output PNG (default: perplexity.png)")
     parser.add_argument("--html", default=None, help="also write an HTML page with the plot and the last values")
@@ -99,20 +125,22 @@ def main(argv=None) -> int:
         parser.error(f"run labels must be distinct, got {labels}; use --label")
 
 
+    keys = list(dict.fromkeys(args.keys + (list(SELECTION_KEYS) if args.selection else [])))
+
     def work():
         runs = {label: read_run(path, args.split) for label, path in zip(labels, args.runs)}
-        for key in args.keys:
-            missing = [label for label, curves in runs.items() if key not in curves]
+        for key in keys:
+            missing = [label for label, curves in runs.items() if find_curve(curves, key) is None]
             if len(missing) == len(runs):
                 have = sorted(set().union(*runs.values()))
                 raise InputError(f"no run has the key {key!r}; available: {have}")
             if missing:
                 print(f"hypervq-plot: warning: {key!r} is absent from {missing}", file=sys.stderr)
-        png = plot_runs(runs, args.keys, args.title)
+        png = plot_runs(runs, keys, args.title)
         atomic_write_bytes(Path(args.out), png)
-        print(f"hypervq-plot: wrote {args.out} ({len(runs)} runs, keys {', '.join(args.keys)})")
+        print(f"hypervq-plot: wrote {args.out} ({len(runs)} runs, keys {', '.join(keys)})")
         if args.html:
-            atomic_write_text(Path(args.html), html_page(png, runs, args.keys, args.title or "hypervq-plot"))
+            atomic_write_text(Path(args.html), html_page(png, runs, keys, args.title or "hypervq-plot"))
             print(f"hypervq-plot: wrote {args.html}")
 
     return run("hypervq-plot", work, args)

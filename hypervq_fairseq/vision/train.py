@@ -63,8 +63,9 @@ def train_vqvae(cfg: VQVAEConfig, train_ds, *, out: str, steps: int, batch_size:
         model.set_num_updates(i)  # Gumbel temperature schedule
         recon, vq, _ = model(x)
         mse = F.mse_loss(recon, x)
+        # selection statistics (Gumbel-type quantizers only) go to the progress bar and TensorBoard
         return {"loss": mse + vq.loss, "mse": mse, "perplexity": vq.perplexity,
-                "codes_used": vq.indices.unique().numel()}
+                "codes_used": vq.indices.unique().numel(), **vq.selection}
 
     it = batches(train_ds, batch_size, seed=seed, start_step=state.step, device=device, workers=workers)
     train_loop(state, step, it, steps=steps, log_every=log_every, save_every=save_every, tensorboard=out,

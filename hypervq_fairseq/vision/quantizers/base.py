@@ -4,7 +4,11 @@ A vision quantizer takes the encoder output ``z_e`` laid out as images, ``(B, C,
 and returns a :class:`VQOutput`: the straight-through code vectors ``z_q`` (same shape),
 an auxiliary loss to add to the reconstruction loss (commitment / codebook terms; zero
 for the Gumbel-type quantizers, whose codes learn through the straight-through one-hot),
-the hard code indices ``(B, H, W)`` and the batch's code perplexity.
+the hard code indices ``(B, H, W)``, the batch's code perplexity, and, for the quantizers that
+sample codes with Gumbel-softmax, the selection statistics of :mod:`hypervq_fairseq.quantizers.selection`
+(how often the sampled code is the argmax, the gap between the two largest logits, their
+spread): with hard Gumbel sampling the code the decoder trains on is close to a random draw
+when the logits differ by less than the noise, and perplexity alone cannot show it.
 
 ``features(z_e)`` gives the per-position vectors ``(N, D)`` on which each quantizer makes its
 decision, and ``embed(indices)`` turns a map of code indices back into decoder input: the
@@ -12,12 +16,14 @@ codebook visualisation (each code as a 1×1 latent) and the PixelCNN prior's sam
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Dict
 
 import torch
 import torch.nn as nn
 
 from ...errors import InputError
+from ...quantizers.selection import KEYS as SELECTION_KEYS
 
 
 @dataclass
@@ -26,6 +32,7 @@ class VQOutput:
     loss: torch.Tensor         # scalar auxiliary loss (0 where the method has none)
     indices: torch.Tensor      # (B, H, W) long
     perplexity: torch.Tensor   # scalar code perplexity of this batch (no grad)
+    selection: Dict[str, torch.Tensor] = field(default_factory=dict)  # sample_is_argmax, logit_gap, logit_std
 
 
 def to_rows(z: torch.Tensor) -> torch.Tensor:
@@ -97,8 +104,12 @@ class SharedGumbelAdapter(VisionQuantizer):
         return to_sequence(z_e).reshape(-1, self.dim)
 
     def forward(self, z_e: torch.Tensor) -> VQOutput:
+        # selection statistics always on here (one top-2 and one std over the logits per position);
+        # the speech path keeps them opt-in so that fairseq sees the stock output keys
+        self.inner.diagnostics = True
         res = self.inner(to_sequence(z_e), produce_targets=True)
         loss = self.diversity_weight * (self.num_codes - res["prob_perplexity"]) / self.num_codes
         b, _, h, w = z_e.shape
         idx = res["targets"].view(b, h, w)
-        return VQOutput(from_sequence(res["x"], z_e.shape), loss, idx, res["code_perplexity"].detach())
+        selection = {k: res[k].detach() for k in SELECTION_KEYS}
+        return VQOutput(from_sequence(res["x"], z_e.shape), loss, idx, res["code_perplexity"].detach(), selection)
