@@ -51,6 +51,13 @@ CANDIDATES: Dict[str, List[str]] = {
                         "++model.hyperbolic_learn_logit_scale=true"],
     "r_small_scale": ["++model.hyperbolic_clip_radius=null", "++model.hyperbolic_r_init=[-0.05,0.05]",
                       "++model.hyperbolic_learn_logit_scale=true"],
+    "paper_x4": ["++model.hyperbolic_clip_radius=null", "++model.hyperbolic_logit_scale=4.0"],
+    "softclip2_x4": ["++model.hyperbolic_clip_radius=2.0", "++model.hyperbolic_clip_mode=soft",
+                     "++model.hyperbolic_logit_scale=4.0"],
+    "softclip2_x4l": ["++model.hyperbolic_clip_radius=2.0", "++model.hyperbolic_clip_mode=soft",
+                      "++model.hyperbolic_logit_scale=4.0", "++model.hyperbolic_learn_logit_scale=true"],
+    "softclip1_x8": ["++model.hyperbolic_clip_radius=1.0", "++model.hyperbolic_clip_mode=soft",
+                     "++model.hyperbolic_logit_scale=8.0"],
 }
 
 TRAIN_VOICES = ("fr", "ru")
