@@ -20,6 +20,10 @@ class InputError(HyperVQError, ValueError):
     """A value, option or file content that cannot be used (range and meaning in the message)."""
 
 
+class NonFiniteInputError(InputError):
+    """Input frames holding NaN or Inf, which have no code (the message says where they are)."""
+
+
 class ConfigError(InputError):
     """A config value no model can train with; the message names the ``group.key``."""
 
