@@ -36,6 +36,14 @@ class AudioInputError(ManifestError):
     """An audio file that cannot be used: missing, unreadable, wrong rate, not mono, non-finite, ..."""
 
 
+class BadAudioFilesError(AudioInputError):
+    """Files listed in a manifest that cannot be used; ``files`` holds ``(path, reason)`` pairs."""
+
+    def __init__(self, message: str, files=()):
+        super().__init__(message)
+        self.files = list(files)
+
+
 class CheckpointError(HyperVQError, RuntimeError):
     """A checkpoint that is missing, truncated, or holds the wrong kind of model."""
 
