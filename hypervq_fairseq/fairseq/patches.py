@@ -302,31 +302,45 @@ def loadable(path) -> bool:
         return False
 
 
-def _updates_in(path: Path) -> int:
-    """Updates recorded in a checkpoint's name (``checkpoint_E_U.pt``), else -1."""
-    m = re.fullmatch(r"checkpoint_\d+_(\d+)(?:-[^/]*)?\.pt", path.name)
-    return int(m.group(1)) if m else -1
+def _recorded_updates(path: Path) -> int:
+    """The update count a complete checkpoint holds, else -1 (memory-mapped: the weights are not read)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+        return int(state["optimizer_history"][-1]["num_updates"])
+    except Exception:  # noqa: BLE001  (any unreadable or foreign file simply ranks last)
+        return -1
+
+
+def _name_rank(path: Path) -> int:
+    """Among checkpoints holding the same update, prefer the name that says it: checkpoint_E_U, checkpointE, best."""
+    if re.fullmatch(r"checkpoint_\d+_\d+(?:-[^/]*)?\.pt", path.name):
+        return 2
+    return 1 if re.fullmatch(r"checkpoint\d+(?:-[^/]*)?\.pt", path.name) else 0
 
 
 def checkpoint_candidates(save_dir, suffix: str = "") -> List[Path]:
-    """Checkpoints of ``save_dir`` to resume from, best first: ``checkpoint_last``, then newest written."""
+    """Checkpoints of ``save_dir`` to resume from: ``checkpoint_last`` first, then the others."""
     folder = Path(save_dir)
     if not folder.is_dir():
         return []
-    found = [p for p in folder.iterdir() if p.is_file() and _CHECKPOINT_NAME.fullmatch(p.name)
-             and p.name.endswith(f"{suffix}.pt")]
+    found = sorted(p for p in folder.iterdir() if p.is_file() and _CHECKPOINT_NAME.fullmatch(p.name)
+                   and p.name.endswith(f"{suffix}.pt"))
     last = folder / f"checkpoint_last{suffix}.pt"
-    others = sorted((p for p in found if p != last), key=lambda p: (p.stat().st_mtime, _updates_in(p)), reverse=True)
-    return ([last] if last in found else []) + others
+    return ([last] if last in found else []) + [p for p in found if p != last]
 
 
 def choose_resume_checkpoint(save_dir, suffix: str = "") -> Optional[Path]:
-    """The newest checkpoint of ``save_dir`` that loads; logs what was passed over and why."""
+    """``checkpoint_last`` if it is complete, else the complete checkpoint with the most updates; logs
+    what was passed over and why."""
+    ranked = []
     for path in checkpoint_candidates(save_dir, suffix):
-        if loadable(path):
+        if not loadable(path):
+            logger.warning(f"{path} is incomplete or damaged (cut short by a kill during a save?): not resuming from it")
+        elif path.name == f"checkpoint_last{suffix}.pt":
             return path
-        logger.warning(f"{path} is incomplete or damaged (cut short by a kill during a save?): not resuming from it")
-    return None
+        else:
+            ranked.append(((_recorded_updates(path), _name_rank(path)), path))
+    return max(ranked, key=lambda item: item[0])[1] if ranked else None
 
 
 def patch_resume_from_loadable_checkpoint() -> bool:
@@ -335,8 +349,8 @@ def patch_resume_from_loadable_checkpoint() -> bool:
     fairseq resumes from ``checkpoint_last.pt`` only: a truncated one stops the restart with
     torch's zip error, and a run killed during its first save (which writes ``checkpoint_1_N.pt``
     before copying it to ``checkpoint_last.pt``) starts again from update 0. With the default
-    ``checkpoint.restore_file`` we now pick ``checkpoint_last.pt`` if it is complete, else the most
-    recently written complete checkpoint of the folder, and say which and why. Leftover
+    ``checkpoint.restore_file`` we now pick ``checkpoint_last.pt`` if it is complete, else the complete
+    checkpoint of the folder that holds the most updates, and say which and why. Leftover
     temporaries of killed saves are removed first. Any other ``restore_file`` or
     ``finetune_from_model`` is left to fairseq.
     """
@@ -358,7 +372,7 @@ def patch_resume_from_loadable_checkpoint() -> bool:
         last = Path(cfg.save_dir) / f"checkpoint_last{suffix}.pt"
         if chosen is None or chosen == last or cfg.finetune_from_model:
             return original(cfg, trainer, **passthrough_args)
-        logger.warning(f"resuming from {chosen}: it is the newest complete checkpoint in {cfg.save_dir} "
+        logger.warning(f"resuming from {chosen}: it is the complete checkpoint with the most updates in {cfg.save_dir} "
                        f"({'checkpoint_last is damaged' if last.exists() else 'there is no checkpoint_last'})")
         from omegaconf import open_dict
 
