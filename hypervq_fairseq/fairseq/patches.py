@@ -9,8 +9,9 @@ installed. Two patches act on one object or one block only and are called by the
 model it builds).
 
 Checked against: fairseq-fixed 0.12.3.1 (fairseq's main branch with the Python 3.11/3.12
-fixes), the version this package installs on Python >= 3.11. The patched functions have the
-same code in the official fairseq 0.12.2.
+fixes), the version this package installs on Python >= 3.11, with torch 2.14. The patched
+functions have the same code in the official fairseq 0.12.2. Each patch says under "Relies on"
+which fairseq code it depends on; those are the call sites the tests check.
 """
 from __future__ import annotations
 
@@ -55,6 +56,8 @@ def patch_atomic_checkpoint_copy() -> bool:
     kill or pre-emption during that copy leaves a truncated ``checkpoint_last.pt`` and the restart
     fails in ``torch.load``. Local copies now go through :func:`hypervq_fairseq.files.atomic_copy`
     (temporary file, fsync, rename; plain-file permissions); remote paths keep iopath's copy.
+
+    Relies on: ``save_checkpoint`` calling ``PathManager.copy`` on the class of ``fairseq.file_io``.
     """
     from fairseq.file_io import PathManager
 
@@ -115,6 +118,8 @@ def patch_user_dir_guard() -> bool:
     ``common.user_dir`` / ``--user-dir`` names another folder of the same name, fairseq stops
     with "... is not globally unique. Please rename the directory", which suggests the wrong fix.
     fairseq's programs look the function up as ``utils.import_user_module`` at call time.
+
+    Relies on: ``fairseq_cli.train`` and ``fairseq_cli.validate`` calling ``utils.import_user_module``.
     """
     import fairseq.utils
 
@@ -141,6 +146,8 @@ def patch_dictionary_safe_global() -> bool:
     Fine-tuned checkpoints pickle the target dictionary; torch >= 2.6 loads with
     ``weights_only=True`` by default and refuses it, so ``fairseq-validate``, inference and
     fine-tuning resume could not read them. We allow that one class (plain lists and dicts inside).
+
+    Relies on: ``torch.serialization.add_safe_globals`` (torch >= 2.4); a no-op on older torch.
     """
     import torch.serialization
     from fairseq.data.dictionary import Dictionary
@@ -190,6 +197,9 @@ def patch_cpu_distributed() -> bool:
     ``all_gather_list`` (how the trainer gathers the wav2vec criterion's logging outputs) allocates
     a ``torch.cuda.ByteTensor``. Both are replaced only when no CUDA device is visible; GPU
     machines keep fairseq's code.
+
+    Relies on: ``infer_init_method`` and ``Trainer._all_gather_list_sync`` looking both functions up
+    in ``fairseq.distributed.utils`` at call time.
     """
     if torch.cuda.is_available():
         return False
@@ -242,6 +252,8 @@ def seeded_numpy(seed: int, update: int):
     cannot repeat the run it continues. Here numpy's global generator is seeded (and restored
     afterwards) and the name ``np`` inside ``data_utils`` is briefly bound to a view of numpy whose
     unseeded ``default_rng()`` hands out children of one ``SeedSequence((seed, update))``.
+
+    Relies on: ``compute_mask_indices`` calling ``np.random.default_rng`` through the module name ``np``.
     """
     from fairseq.data import data_utils
 
@@ -275,6 +287,8 @@ def make_masking_autocast_safe(model):
     precision and ``index_put`` of the float32 ``mask_emb`` refuses ("Index put requires the source
     and destination dtypes match"), for the stock model and ours alike. The encoder's
     autocast-enabled layers cast them back down; outside autocast the cast is a no-op.
+
+    Relies on: ``Wav2Vec2Model.apply_mask`` writing ``mask_emb`` with ``index_put``.
     """
     if hasattr(type(model), "apply_mask") and hasattr(model, "mask_emb"):
         model.apply_mask = types.MethodType(_apply_mask_in_emb_dtype, model)
@@ -351,8 +365,12 @@ def patch_resume_from_loadable_checkpoint() -> bool:
     before copying it to ``checkpoint_last.pt``) starts again from update 0. With the default
     ``checkpoint.restore_file`` we now pick ``checkpoint_last.pt`` if it is complete, else the complete
     checkpoint of the folder that holds the most updates, and say which and why. Leftover
-    temporaries of killed saves are removed first. Any other ``restore_file`` or
+    temporaries of killed saves are removed first (ours, ``.checkpoint*.tmp``, and fairseq's
+    ``checkpoint*.pt.tmp`` from ``torch_persistent_save``). Any other ``restore_file`` or
     ``finetune_from_model`` is left to fairseq.
+
+    Relies on: ``fairseq_cli.train.main`` calling ``checkpoint_utils.load_checkpoint`` at call time,
+    and fairseq treating the default ``restore_file="checkpoint_last.pt"`` as "resume from the last".
     """
     from fairseq import checkpoint_utils
 
