@@ -174,6 +174,10 @@ TINY_MODEL = dict(_name="hypervq_wav2vec2", quantize_targets=True, quantizer_typ
     (dict(latent_groups=3), r"model\.latent_groups=3 does not divide the quantizer width model\.final_dim=32"),
     (dict(latent_vars=1), r"model\.latent_vars=1: a quantizer needs at least 2 codes"),
     (dict(quantizer_type="gumbel", latent_groups=3), r"model\.latent_groups=3 does not divide"),
+    (dict(quantizer_type="gumbel", latent_temp=[-2.0, 0.5, 0.995]), r"model\.latent_temp=\[-2\.0, 0\.5, 0\.995\]: .*0 < min <= max"),
+    (dict(latent_temp=[2.0, 0.5, 1.5]), r"model\.latent_temp=.*0 < decay <= 1"),
+    (dict(hyperbolic_r_init=[float("nan"), 1.0]), r"model\.hyperbolic_r_init=.*expected 2 finite numbers"),
+    (dict(final_dim=0, encoder_embed_dim=0), r"the quantizer needs a width >= 1"),
 ])
 def test_nonsensical_model_configs_name_the_key(override, message):
     with pytest.raises(ConfigError, match=message):
@@ -183,6 +187,11 @@ def test_nonsensical_model_configs_name_the_key(override, message):
 def test_valid_configs_pass():
     check_model_config(OmegaConf.create(TINY_MODEL))
     check_model_config(OmegaConf.create({**TINY_MODEL, "quantize_targets": False, "latent_vars": 1}))
+
+
+def test_negative_audio_check_workers_is_refused(corpus):
+    with pytest.raises(ConfigError, match=r"task\.audio_check_workers=-2: a number of processes >= 1, or 0"):
+        make_task(corpus.write(), audio_check_workers=-2)
 
 
 def test_fp16_on_a_machine_without_cuda_says_which_option_runs():
@@ -199,16 +208,21 @@ def _last_frame(text):
     return frames[-1] if frames else ""
 
 
-@pytest.mark.parametrize("kind", ["stereo_audio", "negative_curvature"])
+@pytest.mark.parametrize("kind", ["stereo_audio", "negative_curvature",
+                                  pytest.param("gumbel_negative_temperature", marks=pytest.mark.slow)])
 def test_fairseq_hydra_train_reports_our_message(corpus, tmp_path, kind):
     overrides = ["task._name=hypervq_audio_pretraining", "task.min_sample_size=0", "optimization.max_update=1"]
     if kind == "stereo_audio":
         data = corpus.add("two.flac", len(corpus.wav), lambda p: sf.write(p, np.stack([corpus.wav] * 2, 1), 16000))
         expected = r"two\.flac: 2 channels, expected mono"
-    else:
+    elif kind == "negative_curvature":
         data = corpus.write()
         overrides.append("model.hyperbolic_curvature=-1.0")
         expected = r"model\.hyperbolic_curvature=-1\.0: the Poincaré ball needs a finite curvature c > 0"
+    else:                                                # the stock Gumbel quantizer used to train with it
+        data = corpus.write()
+        overrides += ["model.quantizer_type=gumbel", "model.latent_temp=[-2,0.5,0.995]"]
+        expected = r"model\.latent_temp=\[-2\.0, 0\.5, 0\.995\]: the Gumbel temperature schedule"
     shutil.copy(data / "train.tsv", data / "valid.tsv")
     log = run(train_command(str(data), str(tmp_path / "ckpt"), overrides), cwd=str(tmp_path), timeout=300)
     assert log.returncode != 0 and "train_inner" not in log.records

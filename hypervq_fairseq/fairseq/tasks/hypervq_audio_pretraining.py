@@ -45,7 +45,7 @@ from omegaconf import II
 
 from ...data.audio import read_audio
 from ...data.manifest import CHECK_MODES, check_manifest
-from ...errors import AudioInputError, BadAudioFilesError
+from ...errors import AudioInputError, BadAudioFilesError, ConfigError
 from ..config_checks import check_model_config, check_precision
 from ..patches import make_masking_autocast_safe, seeded_numpy
 
@@ -174,6 +174,9 @@ class HyperVQAudioPretrainingTask(AudioPretrainingTask):
     @classmethod
     def setup_task(cls, cfg: HyperVQAudioPretrainingConfig, **kwargs):
         if not kwargs.get("from_checkpoint", False):
+            workers = getattr(cfg, "audio_check_workers", 0)
+            if not isinstance(workers, int) or workers < 0:
+                raise ConfigError(f"task.audio_check_workers={workers!r}: a number of processes >= 1, or 0 for all CPUs")
             check_precision(fp16=_bool(cfg, "fp16"), fp16_no_flatten_grads=_bool(cfg, "fp16_no_flatten_grads"),
                             memory_efficient_fp16=_bool(cfg, "memory_efficient_fp16"))
         return cls(cfg)
