@@ -98,6 +98,15 @@ def test_marked_frames_take_no_part_in_the_gradient(cls):
     assert all(math.isfinite(v.item()) for k, v in out.items() if k != "x" and torch.is_tensor(v) and v.dim() == 0)
 
 
+@pytest.mark.parametrize("cls", QUANTIZERS)
+def test_nan_weights_never_give_codes(cls):
+    q = make(cls).eval()
+    with torch.no_grad():
+        q.weight_proj.weight[0, 0] = float("nan")
+    with pytest.raises(NonFiniteInputError, match="the quantizer's weights hold NaN or Inf"):
+        q(frames(), produce_targets=True)
+
+
 # -- any finite norm ------------------------------------------------------------------------------
 
 def norms(dtype):

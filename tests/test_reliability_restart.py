@@ -217,7 +217,7 @@ def test_crops_follow_seed_epoch_and_batch(tiny_speech_manifest):
     assert not torch.equal(first, ds.collater(samples)["net_input"]["source"])
 
 
-# -- killed during a save: resume from the newest complete checkpoint, leave no debris ------------------
+# -- killed during a save: resume from the complete checkpoint with the most updates, leave no debris ----
 
 # fairseq-hydra-train in this interpreter, killed with SIGKILL by itself at one exact point of a save:
 # inside the copy to checkpoint_last.pt (half of it written), or just before fairseq renames its
@@ -295,7 +295,7 @@ def test_kill_during_the_first_save_resumes_from_its_checkpoint_not_from_update_
 
 
 @pytest.mark.slow
-def test_truncated_checkpoint_last_resumes_from_the_newest_complete_one(killed_in_first_save, tiny_speech_manifest,
+def test_truncated_checkpoint_last_resumes_from_the_complete_one_with_most_updates(killed_in_first_save, tiny_speech_manifest,
                                                                         tmp_path):
     save = killed_in_first_save[3]
     last = save / "checkpoint_last.pt"

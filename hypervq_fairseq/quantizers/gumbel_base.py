@@ -179,15 +179,24 @@ class GumbelQuantizerBase(nn.Module):
             valid = torch.isfinite(rows).all(dim=-1)
             rows = torch.where(valid.unsqueeze(-1), rows, torch.zeros((), dtype=rows.dtype, device=rows.device))
         out = project_fp32(self.weight_proj, rows)
-        if bool(torch.isfinite(out).all()):             # the fast path: one reduction, one host decision
+        # The fast path: one reduction and one host decision. The sum of finite values is finite
+        # unless it overflows, which only sends a batch down the (exact) slow path below.
+        if bool(torch.isfinite(out.detach().sum())):
             return out, valid
         if valid is None:
             bad = ~torch.isfinite(rows).all(dim=-1)
             if bool(bad.any()):
                 raise NonFiniteInputError(_where_nonfinite(bad, shape))
         overflow = (~torch.isfinite(out).all(dim=-1)).nonzero().squeeze(1)
+        if overflow.numel() == 0:                        # only the sum overflowed: every row is fine
+            return out, valid
         big = unit_vector(rows.index_select(0, overflow).to(out.dtype)) * INPUT_NORM_MAX[out.dtype]
-        return out.index_copy(0, overflow, project_fp32(self.weight_proj, big)), valid
+        again = project_fp32(self.weight_proj, big)
+        if not bool(torch.isfinite(again).all()):
+            raise NonFiniteInputError(f"the projection of {overflow.numel()} finite frame(s) is NaN or Inf even at "
+                                      f"norm {INPUT_NORM_MAX[out.dtype]:g}: the quantizer's weights hold NaN or Inf "
+                                      f"(a diverged run?), so no code can be chosen")
+        return out.index_copy(0, overflow, again), valid
 
     def _restore(self, z_q: torch.Tensor, shape, dtype: torch.dtype) -> torch.Tensor:
         """Code vectors ``(N, G, d)`` back to the input's layout and dtype, groups concatenated."""
