@@ -336,3 +336,12 @@ def test_audio_whose_features_overflow_is_named_not_coded(pretrained_checkpoint,
     last = err.strip().splitlines()[-1]
     assert last.startswith("hypervq-tokenize: error: ") and "loud.wav: the model's features of this file hold NaN" in last
     assert "Traceback" not in err and not out.exists()
+
+
+def test_an_out_folder_that_cannot_be_written_fails_first(tmp_path, capsys):
+    """Checked before the checkpoint is loaded or any audio read (both are missing here)."""
+    (tmp_path / "file").write_text("x")
+    rc = tokenize.main([str(tmp_path / "no.pt"), str(tmp_path / "no.tsv"), "--out", str(tmp_path / "file" / "t.tok")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 1 and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert "--out folder" in err and "is a file, not a folder" in err and "no.pt" not in err
