@@ -3,6 +3,8 @@
     .venv/bin/python bench/bench_quantizer.py                      # full run, markdown table
     OMP_NUM_THREADS=1 .venv/bin/python bench/bench_quantizer.py --threads 1   # steadier on shared CPUs
     .venv/bin/python bench/bench_quantizer.py --repeats 3 --frames 250 --skip-memory   # quick look
+    # what a change costs: this checkout's quantizers against another checkout's, in one process
+    git worktree add /tmp/base REV && .venv/bin/python bench/bench_quantizer.py --skip-memory --baseline-src /tmp/base
 
 Why: DESIGN.md §6 sets HyperVQ's cost targets relative to two neighbours measured in the
 same process: fairseq's stock ``GumbelVectorQuantizer`` (its code lookup broadcasts an
@@ -18,6 +20,9 @@ Method:
   initialisation), the peak-RSS mark is reset (``/proc/self/clear_refs``; Linux) and one full
   step runs; "extra peak" = peak RSS (``VmHWM``) during the step − RSS just before it. Where the
   mark cannot be reset, ``getrusage`` max RSS is used instead (said in the output).
+- ``--device cuda``: the same steps on the GPU, timed with ``torch.cuda.synchronize()`` around
+  each; "extra peak" = ``torch.cuda.max_memory_allocated()`` during the step − memory allocated
+  before it, measured in this process (the allocator's peak can be reset, so no subprocess).
 """
 from __future__ import annotations
 
@@ -33,14 +38,39 @@ import torch
 import torch.nn.functional as F
 
 QUANTIZERS = ("hypervq", "stock", "floor")
+BASELINE = "hypervq_baseline"  # the package of --baseline-src, imported under this name
+
+
+def load_baseline(src: str):
+    """The ``hypervq_fairseq`` package of another checkout, imported as :data:`BASELINE` beside this one."""
+    import importlib.util
+    import warnings
+
+    init = os.path.join(src, "hypervq_fairseq", "__init__.py")
+    if not os.path.isfile(init):
+        raise SystemExit(f"--baseline-src {src}: no hypervq_fairseq/__init__.py there")
+    spec = importlib.util.spec_from_file_location(BASELINE, init, submodule_search_locations=[os.path.dirname(init)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[BASELINE] = module
+    with warnings.catch_warnings():  # its fairseq glue cannot register names this checkout already holds
+        warnings.simplefilter("ignore")
+        spec.loader.exec_module(module)
+    return module
 
 
 def build(name: str, args) -> torch.nn.Module:
-    """One quantizer with wav2vec 2.0 BASE's arguments (latent_vars, latent_groups, final_dim)."""
+    """One quantizer with wav2vec 2.0 BASE's arguments (latent_vars, latent_groups, final_dim).
+
+    ``NAME@base``: the same quantizer from the ``--baseline-src`` checkout.
+    """
     kwargs = dict(
         dim=args.dim, num_vars=args.num_vars, temp=(2.0, 0.5, 0.999995), groups=args.groups,
         combine_groups=False, vq_dim=args.vq_dim, time_first=True,
     )
+    if name.endswith("@base"):
+        package = sys.modules.get(BASELINE) or load_baseline(args.baseline_src)
+        cls = {"hypervq": package.HyperbolicVectorQuantizer, "floor": package.EuclideanGumbelQuantizer}[name[:-5]]
+        return cls(**kwargs)
     if name == "hypervq":
         from hypervq_fairseq import HyperbolicVectorQuantizer
         return HyperbolicVectorQuantizer(**kwargs)
@@ -53,11 +83,16 @@ def build(name: str, args) -> torch.nn.Module:
     raise ValueError(f"unknown quantizer {name!r}; expected one of {QUANTIZERS}")
 
 
-def make_input(batch: int, frames: int, dim: int, seed: int) -> torch.Tensor:
+def make_input(batch: int, frames: int, dim: int, seed: int, device: str = "cpu") -> torch.Tensor:
     """Layer-normed features, as wav2vec 2.0 feeds its quantizer."""
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, frames, dim, generator=gen)
-    return F.layer_norm(x, (dim,)).requires_grad_()
+    return F.layer_norm(x, (dim,)).to(device).requires_grad_()
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
 
 
 def train_step(module: torch.nn.Module, x: torch.Tensor) -> None:
@@ -99,6 +134,23 @@ def measure_memory(name: str, args) -> dict:
     return {"name": name, "extra_peak_mib": (peak - before) / 1024, "method": method}
 
 
+def measure_cuda_memory(name: str, args) -> dict:
+    """Extra peak GPU memory of one full training step (the allocator's peak, reset before the step)."""
+    torch.manual_seed(args.seed)
+    module = build(name, args).to(args.device).train()
+    train_step(module, make_input(1, 16, args.dim, args.seed, args.device))    # lazy initialisation
+    x = make_input(args.batch, args.frames, args.dim, args.seed, args.device)
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
+    train_step(module, x)
+    torch.cuda.synchronize()
+    peak = torch.cuda.max_memory_allocated() - before
+    del module, x
+    torch.cuda.empty_cache()
+    return {"name": name, "extra_peak_mib": peak / 2**20, "method": "cuda max_memory_allocated"}
+
+
 def memory_in_subprocess(name: str, args) -> dict:
     cmd = [sys.executable, os.path.abspath(__file__), "--memory-child", name,
            "--batch", str(args.batch), "--frames", str(args.frames), "--seed", str(args.seed),
@@ -110,16 +162,18 @@ def memory_in_subprocess(name: str, args) -> dict:
 
 def measure_time(names, args) -> dict:
     torch.manual_seed(args.seed)
-    modules = {n: build(n, args).train() for n in names}
-    x = make_input(args.batch, args.frames, args.dim, args.seed)
+    modules = {n: build(n, args).to(args.device).train() for n in names}
+    x = make_input(args.batch, args.frames, args.dim, args.seed, args.device)
     for m in modules.values():
         train_step(m, x)                                             # warm-up
     times = {n: [] for n in names}
     for rep in range(args.repeats):
         order = names[rep % len(names):] + names[: rep % len(names)]  # rotate: no fixed position
         for n in order:
+            _sync(args.device)
             start = time.perf_counter()
             train_step(modules[n], x)
+            _sync(args.device)
             times[n].append(time.perf_counter() - start)
         print(f"[bench] repeat {rep + 1}/{args.repeats}: " + ", ".join(f"{n} {times[n][-1]:.3f}s" for n in names),
               file=sys.stderr, flush=True)
@@ -127,11 +181,9 @@ def measure_time(names, args) -> dict:
 
 
 def table(times: dict, memory: dict) -> str:
-    rows = ["| quantizer | median step (s) | time / stock | time / floor | extra peak RSS (MiB) | peak / stock |",
+    rows = ["| quantizer | median step (s) | time / stock | time / floor | extra peak memory (MiB) | peak / stock |",
             "|---|---:|---:|---:|---:|---:|"]
-    for n in QUANTIZERS:
-        if n not in times:
-            continue
+    for n in [q for q in QUANTIZERS + tuple(f"{q}@base" for q in QUANTIZERS) if q in times]:
         t_stock, t_floor = times.get("stock"), times.get("floor")
         mem = memory.get(n, {}).get("extra_peak_mib")
         m_stock = memory.get("stock", {}).get("extra_peak_mib")
@@ -176,9 +228,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--vq-dim", type=int, default=256, help="output width (final_dim)")
     parser.add_argument("--repeats", type=int, default=7, help="timed steps per quantizer (median reported)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     parser.add_argument("--only", nargs="+", choices=QUANTIZERS, default=list(QUANTIZERS), help="quantizers to run")
     parser.add_argument("--skip-memory", action="store_true", help="time only, no memory subprocesses")
+    parser.add_argument("--baseline-src", default=None,
+                        help="another checkout of the project: also time its hypervq and floor quantizers in this "
+                             "process (rows NAME@base) and print this checkout's time over theirs")
     parser.add_argument("--json", help="also write the results to this JSON file (atomically)")
     parser.add_argument("--memory-child", choices=QUANTIZERS, help=argparse.SUPPRESS)
     return parser
@@ -194,25 +250,40 @@ def main(argv=None):
         return
 
     names = [n for n in QUANTIZERS if n in args.only]
+    if args.baseline_src:
+        names += [f"{n}@base" for n in ("hypervq", "floor") if n in names]
     print(f"[bench] N = {args.batch}×{args.frames} = {args.batch * args.frames} frames, C = {args.dim}, "
           f"V = {args.num_vars}, G = {args.groups}, vq_dim = {args.vq_dim}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads", file=sys.stderr)
     load_before = os.getloadavg()[0]
-    memory = {} if args.skip_memory else {n: memory_in_subprocess(n, args) for n in names}
+    if args.skip_memory:
+        memory = {}
+    elif args.device.startswith("cuda"):
+        memory = {n: measure_cuda_memory(n, args) for n in names}
+    else:
+        memory = {n: memory_in_subprocess(n, args) for n in names if "@" not in n}
     times = measure_time(names, args)
     load_after = os.getloadavg()[0]
 
     print(table(times, memory))
     if memory:
-        print(f"\nMemory: {next(iter(memory.values()))['method']} during one step minus RSS before it, fresh process each.")
-    print(f"\n{torch.get_num_threads()} torch threads on {os.cpu_count()} CPUs; 1-min load average "
-          f"{load_before:.1f} before, {load_after:.1f} after (other jobs sharing the CPUs).")
+        method = next(iter(memory.values()))["method"]
+        print(f"\nMemory: {method} during one step minus what was allocated before it"
+              + ("." if method.startswith("cuda") else ", fresh process each."))
+    if args.device.startswith("cuda"):
+        print(f"\nDevice: {torch.cuda.get_device_name()}, torch {torch.__version__}.")
+    else:
+        print(f"\n{torch.get_num_threads()} torch threads on {os.cpu_count()} CPUs; 1-min load average "
+              f"{load_before:.1f} before, {load_after:.1f} after (other jobs sharing the CPUs).")
     for what, ratio, ok in verdicts(times, memory):
         print(f"- {what}: {ratio:.3f} → {'met' if ok else 'MISSED'}")
+    for n in names:
+        if n.endswith("@base"):
+            print(f"- {n[:-5]} time / the same quantizer of {args.baseline_src}: {times[n[:-5]] / times[n]:.3f}")
     if args.json:
         tmp = args.json + ".tmp"
         with open(tmp, "w") as f:
-            json.dump({"args": vars(args), "median_s": times, "memory": memory}, f, indent=1)
+            json.dump({"args": vars(args), "median_s": times, "memory": memory, "device": args.device}, f, indent=1)
         os.replace(tmp, args.json)
 
 

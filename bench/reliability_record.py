@@ -4,7 +4,7 @@ Every case is a real ``fairseq-hydra-train`` run on a 4-file manifest (three goo
 the tiny corpus plus the damaged one, all in the first batch so that the stock task reads the bad
 file at once), with the stock task ``audio_pretraining`` and with ``hypervq_audio_pretraining``.
 For each run we keep the exit code, the error line the user reads, the file and function it was
-raised from, and the last training losses. The table goes into RELIABILITY.md.
+raised from, and the last training losses. The table goes into docs/reliability.md.
 
     python bench/reliability_record.py --manifest MANIFEST_DIR --out runs/reliability/record.json
     python bench/reliability_record.py --manifest MANIFEST_DIR --only stereo,nan_samples --tasks hypervq_audio_pretraining

@@ -99,6 +99,19 @@ def int_at_least(low: int, what: str = "") -> Callable[[str], int]:
     return parse
 
 
+def int_in_range(low: int, high: int, what: str = "") -> Callable[[str], int]:
+    """argparse type: an integer in ``[low, high]``."""
+    def parse(text: str) -> int:
+        return _number(int, text, low=low, high=high, what=what)
+    parse.__name__ = f"integer in [{low}, {high}]"
+    return parse
+
+
+def port(what: str = "TCP port") -> Callable[[str], int]:
+    """argparse type: a TCP port number, 1 to 65535."""
+    return int_in_range(1, 65535, what)
+
+
 def positive_float(what: str = "") -> Callable[[str], float]:
     """argparse type: a finite number ``> 0``."""
     def parse(text: str) -> float:

@@ -20,6 +20,10 @@ class InputError(HyperVQError, ValueError):
     """A value, option or file content that cannot be used (range and meaning in the message)."""
 
 
+class NonFiniteInputError(InputError):
+    """Input frames holding NaN or Inf, which have no code (the message says where they are)."""
+
+
 class ConfigError(InputError):
     """A config value no model can train with; the message names the ``group.key``."""
 
@@ -30,6 +34,14 @@ class ManifestError(HyperVQError, RuntimeError):
 
 class AudioInputError(ManifestError):
     """An audio file that cannot be used: missing, unreadable, wrong rate, not mono, non-finite, ..."""
+
+
+class BadAudioFilesError(AudioInputError):
+    """Files listed in a manifest that cannot be used; ``files`` holds ``(path, reason)`` pairs."""
+
+    def __init__(self, message: str, files=()):
+        super().__init__(message)
+        self.files = list(files)
 
 
 class CheckpointError(HyperVQError, RuntimeError):

@@ -143,3 +143,98 @@ def test_ctrl_c_during_a_run_leaves_no_manifest(tiny_speech_corpus, tmp_path):
     assert proc.returncode == 130 and "no manifest was written or changed" in err
     assert sorted(p.name for p in out.iterdir()) == ["valid.tsv"]
     assert (out / "valid.tsv").read_text() == "/old\nx.flac\t1\n"
+
+
+# -- names a manifest line cannot hold, damage in the middle, outputs that cannot be written ----------
+
+def _small_tree(tmp_path, tiny_speech_corpus, n=3):
+    root = tmp_path / "LibriSpeech"
+    _copy_subset(tiny_speech_corpus, "dev-demo", root, "dev-clean", limit=n)
+    return root, sorted((root / "dev-clean").rglob("*.flac"))
+
+
+@pytest.mark.parametrize("name, why", [
+    ("with\ttab.flac", "TAB or a line break"),
+    ("with\nnewline.flac", "TAB or a line break"),
+    (b"latin1-\xe9t\xe9.flac", "not valid UTF-8"),
+])
+def test_names_a_manifest_line_cannot_hold_are_refused_by_name(tmp_path, tiny_speech_corpus, capsys, name, why):
+    root, files = _small_tree(tmp_path, tiny_speech_corpus)
+    folder = files[0].parent
+    target = os.path.join(os.fsencode(folder), name) if isinstance(name, bytes) else str(folder / name)
+    shutil.copy(files[0], target)
+    out = tmp_path / "out"
+    assert manifest_main([str(root), "--out", str(out), "--workers", "1", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "1 file name(s) under" in err and why in err and "Traceback" not in err
+    shown = repr(os.fsencode(target))                   # the exact bytes, whatever they are
+    assert shown in err
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_verify_full_finds_damage_in_the_middle_that_edges_cannot(tmp_path, tiny_speech_corpus, capsys):
+    root, files = _small_tree(tmp_path, tiny_speech_corpus)
+    raw = files[0].read_bytes()
+    mid = len(raw) // 2
+    files[0].write_bytes(raw[:mid] + np.random.default_rng(0).integers(0, 256, 400, dtype=np.uint8).tobytes()
+                         + raw[mid + 400:])
+    out = tmp_path / "out"
+    assert manifest_main([str(root), "--out", str(out), "--workers", "1", "--no-progress"]) == 0   # edges: passes
+    _, rows = read_manifest(out / "valid.tsv")
+    assert len(rows) == len(files)
+    capsys.readouterr()
+    assert manifest_main([str(root), "--out", str(out), "--verify", "full", "--workers", "2", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert f"{files[0]}: unreadable" in err and "1 bad audio file(s)" in err
+    _, rows_after = read_manifest(out / "valid.tsv")
+    assert rows_after == rows                            # the failing run replaced nothing
+
+
+def test_a_folder_in_the_way_of_one_output_replaces_nothing(tmp_path, tiny_speech_corpus, capsys):
+    root, _ = _small_tree(tmp_path, tiny_speech_corpus)
+    _copy_subset(tiny_speech_corpus, "train-demo", root, "train-clean-100", limit=3)
+    out = tmp_path / "out"
+    out.mkdir()
+    old = {name: f"/old/{name}\nx.flac\t1\n" for name in ("train.tsv", "train-clean-100.tsv", "dev-clean.tsv")}
+    for name, text in old.items():
+        (out / name).write_text(text)
+    (out / "valid.tsv").mkdir()                          # written after train.tsv: a mixed set without staging
+    assert manifest_main([str(root), "--out", str(out), "--workers", "1", "--no-progress"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert err.startswith("hypervq-manifest: error: ") and "valid.tsv" in err and "folder" in err
+    assert {name: (out / name).read_text() for name in old} == old
+    assert sorted(p.name for p in out.iterdir()) == sorted([*old, "valid.tsv"])     # no temporaries left
+
+
+@pytest.mark.parametrize("where", ["under_a_file", "read_only"])
+def test_an_output_folder_that_cannot_be_written_fails_before_the_scan(tmp_path, tiny_speech_corpus, capsys, where):
+    if where == "read_only" and os.geteuid() == 0:
+        pytest.skip("root writes into read-only folders")
+    root, _ = _small_tree(tmp_path, tiny_speech_corpus)
+    if where == "under_a_file":
+        (tmp_path / "file").write_text("x")
+        out, expected = tmp_path / "file" / "manifests", "is a file, not a folder"
+    else:
+        (tmp_path / "ro").mkdir(mode=0o555)
+        out, expected = tmp_path / "ro" / "manifests", "is not writable"
+    # the audio is unreadable too: a scan would report that instead, so the folder is checked first
+    for f in root.rglob("*.flac"):
+        f.write_bytes(b"not audio")
+    assert manifest_main([str(root), "--out", str(out), "--workers", "1", "--no-progress"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and expected in err and str(out) in err and "bad audio" not in err
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, "0o644"), (0o027, "0o640")])
+def test_files_written_honour_the_umask(tmp_path, tiny_speech_corpus, umask, mode):
+    import subprocess
+    import sys
+
+    root, _ = _small_tree(tmp_path, tiny_speech_corpus)
+    done = subprocess.run([sys.executable, "-m", "hypervq_fairseq.tools.manifest", str(root), "--out",
+                           str(tmp_path / "out"), "--transcripts", "--workers", "1", "--no-progress"],
+                          preexec_fn=lambda: os.umask(umask), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    modes = {p.name: oct(p.stat().st_mode & 0o777) for p in (tmp_path / "out").iterdir()}
+    assert len(modes) == 4 and set(modes.values()) == {mode}, modes

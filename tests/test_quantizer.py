@@ -287,7 +287,7 @@ def test_autocast_does_not_change_the_choice():
     (dict(curvature=-1.0), "curvature c must be a finite number > 0"),
     (dict(vq_dim=9), "vq_dim 9 must be divisible by groups 2"),
     (dict(num_vars=1), "num_vars .* at least 2"),
-    (dict(clip_radius=0.0), "clip_radius must be > 0"),
+    (dict(clip_radius=0.0), "clip_radius must be a finite number > 0"),
     (dict(r_init=(0.0, 0.0)), "r_init"),
     (dict(r_init=(0.5, 0.1)), "r_init"),
 ])

@@ -174,6 +174,10 @@ TINY_MODEL = dict(_name="hypervq_wav2vec2", quantize_targets=True, quantizer_typ
     (dict(latent_groups=3), r"model\.latent_groups=3 does not divide the quantizer width model\.final_dim=32"),
     (dict(latent_vars=1), r"model\.latent_vars=1: a quantizer needs at least 2 codes"),
     (dict(quantizer_type="gumbel", latent_groups=3), r"model\.latent_groups=3 does not divide"),
+    (dict(quantizer_type="gumbel", latent_temp=[-2.0, 0.5, 0.995]), r"model\.latent_temp=\[-2\.0, 0\.5, 0\.995\]: .*0 < min <= max"),
+    (dict(latent_temp=[2.0, 0.5, 1.5]), r"model\.latent_temp=.*0 < decay <= 1"),
+    (dict(hyperbolic_r_init=[float("nan"), 1.0]), r"model\.hyperbolic_r_init=.*expected 2 finite numbers"),
+    (dict(final_dim=0, encoder_embed_dim=0), r"the quantizer needs a width >= 1"),
 ])
 def test_nonsensical_model_configs_name_the_key(override, message):
     with pytest.raises(ConfigError, match=message):
@@ -183,6 +187,11 @@ def test_nonsensical_model_configs_name_the_key(override, message):
 def test_valid_configs_pass():
     check_model_config(OmegaConf.create(TINY_MODEL))
     check_model_config(OmegaConf.create({**TINY_MODEL, "quantize_targets": False, "latent_vars": 1}))
+
+
+def test_negative_audio_check_workers_is_refused(corpus):
+    with pytest.raises(ConfigError, match=r"task\.audio_check_workers=-2: a number of processes >= 1, or 0"):
+        make_task(corpus.write(), audio_check_workers=-2)
 
 
 def test_fp16_on_a_machine_without_cuda_says_which_option_runs():
@@ -199,18 +208,88 @@ def _last_frame(text):
     return frames[-1] if frames else ""
 
 
-@pytest.mark.parametrize("kind", ["stereo_audio", "negative_curvature"])
+@pytest.mark.parametrize("kind", ["stereo_audio", "negative_curvature",
+                                  pytest.param("gumbel_negative_temperature", marks=pytest.mark.slow)])
 def test_fairseq_hydra_train_reports_our_message(corpus, tmp_path, kind):
     overrides = ["task._name=hypervq_audio_pretraining", "task.min_sample_size=0", "optimization.max_update=1"]
     if kind == "stereo_audio":
         data = corpus.add("two.flac", len(corpus.wav), lambda p: sf.write(p, np.stack([corpus.wav] * 2, 1), 16000))
         expected = r"two\.flac: 2 channels, expected mono"
-    else:
+    elif kind == "negative_curvature":
         data = corpus.write()
         overrides.append("model.hyperbolic_curvature=-1.0")
         expected = r"model\.hyperbolic_curvature=-1\.0: the Poincaré ball needs a finite curvature c > 0"
+    else:                                                # the stock Gumbel quantizer used to train with it
+        data = corpus.write()
+        overrides += ["model.quantizer_type=gumbel", "model.latent_temp=[-2,0.5,0.995]"]
+        expected = r"model\.latent_temp=\[-2\.0, 0\.5, 0\.995\]: the Gumbel temperature schedule"
     shutil.copy(data / "train.tsv", data / "valid.tsv")
     log = run(train_command(str(data), str(tmp_path / "ckpt"), overrides), cwd=str(tmp_path), timeout=300)
     assert log.returncode != 0 and "train_inner" not in log.records
     assert re.search(expected, log.text), log.tail()
     assert "hypervq_fairseq" in _last_frame(log.text), log.tail()  # raised by the plugin, not deep in fairseq
+
+
+# -- a FLAC damaged in the middle: stop by name, or skip and count with +task.skip_bad_audio=true ----
+
+def _damaged_in_the_middle(raw):
+    mid = len(raw) // 2
+    noise = np.random.default_rng(0).integers(0, 256, 400, dtype=np.uint8).tobytes()
+    return raw[:mid] + noise + raw[mid + 400:]
+
+
+def test_flac_damaged_in_the_middle_stops_by_name_or_is_skipped_and_counted(corpus, caplog):
+    data = corpus.add("mid.flac", len(corpus.wav), _write_bytes(_damaged_in_the_middle(corpus.raw)))
+    task = make_task(data)
+    task.load_dataset("train")                           # header check: it looks fine
+    ds = task.datasets["train"]
+    with pytest.raises(AudioInputError, match=r"mid\.flac: cannot be decoded .*corrupt or truncated"):
+        ds[3]
+    # the full check finds it before training
+    with pytest.raises(AudioInputError, match=r"(?s)1 bad audio file.*mid\.flac: unreadable"):
+        make_task(data, audio_check="full").load_dataset("train")
+
+    # skipping: named in a warning, left out of its batch, counted in the batch
+    for check in ("header", "full"):                     # with full, the start-up check warns instead of failing
+        caplog.clear()
+        task = make_task(data, skip_bad_audio=True, audio_check=check)
+        task.load_dataset("train")
+        ds = task.datasets["train"]
+        samples = [ds[i] for i in range(len(ds))]
+        assert samples[3]["source"] is None and all(s["source"] is not None for s in samples[:3])
+        assert ds.skipped == {3}
+        batch = ds.collater(samples)
+        assert batch["skipped_audio"] == 1 and batch["net_input"]["source"].shape[0] == 3
+        assert sorted(batch["id"].tolist()) == [0, 1, 2]
+        warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert any("mid.flac: cannot be decoded" in w and "1 file(s) skipped so far" in w for w in warnings)
+        ds[3]
+        assert sum("skipping unreadable audio" in r.getMessage() for r in caplog.records) == 1   # named once
+        if check == "full":
+            assert any("1 bad audio file(s) in train.tsv will be skipped when read" in w for w in warnings)
+    assert ds.collater([samples[3]]) == {}               # a batch of bad files only: nothing to train on
+
+
+def test_skip_bad_audio_never_skips_a_broken_manifest(corpus):
+    data = corpus.write(["good0.flac\tmany"])
+    with pytest.raises(AudioInputError, match="malformed manifest line"):
+        make_task(data, skip_bad_audio=True).load_dataset("train")
+
+
+@pytest.mark.slow
+def test_fairseq_hydra_train_stops_on_a_damaged_flac_or_skips_it_when_asked(corpus, tmp_path):
+    data = corpus.add("mid.flac", len(corpus.wav), _write_bytes(_damaged_in_the_middle(corpus.raw)))
+    shutil.copy(data / "train.tsv", data / "valid.tsv")
+    overrides = ["task.min_sample_size=0", "optimization.max_update=2", "dataset.max_tokens=400000"]
+    stopped = run(train_command(str(data), str(tmp_path / "a"), overrides), cwd=str(tmp_path), timeout=300)
+    assert stopped.returncode != 0 and "train_inner" not in stopped.records
+    assert re.search(r"AudioInputError: \S*mid\.flac: cannot be decoded", stopped.text), stopped.tail()
+
+    skipped = run(train_command(str(data), str(tmp_path / "b"), overrides + ["+task.skip_bad_audio=true"]),
+                  cwd=str(tmp_path), timeout=300)
+    assert skipped.returncode == 0, skipped.tail()
+    assert sorted(skipped.updates) == [1, 2]
+    assert all(float(r["skipped_audio"]) == 1 for r in skipped.updates.values())     # one bad file per batch
+    assert all(float(r["nsentences"]) == 3 for r in skipped.updates.values())
+    assert re.search(r"WARNING.*skipping unreadable audio.*mid\.flac: cannot be decoded", skipped.text)
+    assert float(skipped.records["valid"][-1]["valid_skipped_audio"]) == 1

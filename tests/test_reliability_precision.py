@@ -1,6 +1,6 @@
 """Precision: fairseq's fp16 and bf16 paths, autocast, half quantizer parameters, extreme inputs.
 
-Measured on CPU (RELIABILITY.md): ``common.bf16=true`` runs as is; ``common.fp16=true`` dies in
+Measured on CPU (docs/reliability.md): ``common.bf16=true`` runs as is; ``common.fp16=true`` dies in
 fairseq's ``FP16Optimizer`` (flat fp32 copy on a CUDA device) unless
 ``common.fp16_no_flatten_grads=true``, with which fairseq's real fp16 path (half model, fp32
 master weights, dynamic loss scaling) runs. Both are trained here through ``fairseq-hydra-train``.

@@ -7,6 +7,7 @@ repeat the killed run's updates 4 and 5 exactly: same loss (so the weights and A
 came back), same temperature, same batch and mask sizes (so the data position came back).
 """
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -214,3 +215,126 @@ def test_crops_follow_seed_epoch_and_batch(tiny_speech_manifest):
     assert torch.equal(first, ds.collater(samples)["net_input"]["source"])
     ds.set_epoch(2)
     assert not torch.equal(first, ds.collater(samples)["net_input"]["source"])
+
+
+# -- killed during a save: resume from the complete checkpoint with the most updates, leave no debris ----
+
+# fairseq-hydra-train in this interpreter, killed with SIGKILL by itself at one exact point of a save:
+# inside the copy to checkpoint_last.pt (half of it written), or just before fairseq renames its
+# NAME.pt.tmp into place. Everything else is the real program.
+KILL_AT = textwrap.dedent("""
+    import os, signal, sys
+    where, target = sys.argv[1], sys.argv[2]
+
+    def die():
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    if where == "copy":
+        from hypervq_fairseq import files
+        real_copy = files.atomic_copy
+
+        def atomic_copy(src, dst):
+            if os.path.basename(dst) == target:
+                data = open(src, "rb").read()
+                with open(files.temporary_path(dst), "wb") as f:
+                    f.write(data[: len(data) // 2])
+                die()
+            return real_copy(src, dst)
+
+        files.atomic_copy = atomic_copy
+    else:
+        from fairseq.file_io import PathManager
+        real_rename = PathManager.rename
+
+        def rename(src, dst):
+            if os.path.basename(src) == target:
+                die()
+            return real_rename(src, dst)
+
+        PathManager.rename = staticmethod(rename)
+    sys.argv = ["fairseq-hydra-train"] + sys.argv[3:]
+    from fairseq_cli.hydra_train import cli_main
+    cli_main()
+""")
+SAVES = ["task._name=hypervq_audio_pretraining", "checkpoint.save_interval_updates=3",
+         "checkpoint.keep_interval_updates=-1"]
+
+
+def _killed_at(where, target, data, save, max_update, cwd):
+    args = train_command(data, str(save), SAVES + [f"optimization.max_update={max_update}"], program=["-"])[1:]
+    return run([sys.executable, "-c", KILL_AT, where, target] + args, cwd=cwd, timeout=400)
+
+
+def _debris(save):
+    return sorted(p.name for p in save.iterdir() if p.name.endswith(".tmp"))
+
+
+@pytest.fixture(scope="module")
+def killed_in_first_save(tiny_speech_manifest, tmp_path_factory):
+    work = tmp_path_factory.mktemp("first_save")
+    save = work / "ckpt"
+    killed = _killed_at("copy", "checkpoint_last.pt", str(tiny_speech_manifest), save, 6, str(work))
+    left = sorted(p.name for p in save.iterdir())
+    resumed = run(train_command(str(tiny_speech_manifest), str(save), SAVES + ["optimization.max_update=6"]),
+                  cwd=str(work), timeout=400)
+    return killed, left, resumed, save
+
+
+@pytest.mark.slow
+def test_kill_during_the_first_save_resumes_from_its_checkpoint_not_from_update_0(killed_in_first_save):
+    killed, left, resumed, save = killed_in_first_save
+    assert killed.returncode == -signal.SIGKILL and max(killed.updates) == 3
+    # the save had written checkpoint_1_3.pt and its copy checkpoint_best.pt; fairseq alone would start over
+    assert left == [".checkpoint_last.pt.tmp", "checkpoint_1_3.pt", "checkpoint_best.pt", "hydra"]
+    assert resumed.returncode == 0, resumed.tail()
+    assert re.search(r"removed \S*\.checkpoint_last\.pt\.tmp, left by a save that was interrupted", resumed.text)
+    assert re.search(r"resuming from \S*checkpoint_1_3\.pt: it is the complete checkpoint with the most updates .*"
+                     r"there is no checkpoint_last", resumed.text), resumed.tail()
+    assert "(epoch 1 @ 3 updates)" in resumed.text and sorted(resumed.updates) == [4, 5, 6]
+    assert _debris(save) == []
+
+
+@pytest.mark.slow
+def test_truncated_checkpoint_last_resumes_from_the_complete_one_with_most_updates(killed_in_first_save, tiny_speech_manifest,
+                                                                        tmp_path):
+    save = killed_in_first_save[3]
+    last = save / "checkpoint_last.pt"
+    data = last.read_bytes()
+    last.write_bytes(data[: len(data) // 2])                           # what a torn copy used to leave
+    resumed = run(train_command(str(tiny_speech_manifest), str(save), SAVES + ["optimization.max_update=8"]),
+                  cwd=str(tmp_path), timeout=400)
+    assert resumed.returncode == 0, resumed.tail()
+    assert re.search(r"checkpoint_last\.pt is incomplete or damaged .*not resuming from it", resumed.text)
+    assert re.search(r"resuming from \S*checkpoint_1_6\.pt: it is the complete checkpoint with the most updates .*"
+                     r"checkpoint_last is damaged", resumed.text), resumed.tail()
+    assert "(epoch 1 @ 6 updates)" in resumed.text and sorted(resumed.updates) == [7, 8]
+    assert torch.load(last, map_location="cpu", weights_only=False)["optimizer_history"][-1]["num_updates"] == 8
+    assert _debris(save) == []
+
+
+@pytest.mark.slow
+def test_kill_before_fairseq_renames_its_temporary_leaves_nothing_after_the_resume(tiny_speech_manifest, tmp_path):
+    save = tmp_path / "ckpt"
+    killed = _killed_at("rename", "checkpoint_1_6.pt.tmp", str(tiny_speech_manifest), save, 6, str(tmp_path))
+    assert killed.returncode == -signal.SIGKILL
+    assert _debris(save) == ["checkpoint_1_6.pt.tmp"]                   # full size, never renamed
+    resumed = run(train_command(str(tiny_speech_manifest), str(save), SAVES + ["optimization.max_update=6"]),
+                  cwd=str(tmp_path), timeout=400)
+    assert resumed.returncode == 0, resumed.tail()
+    assert re.search(r"removed \S*checkpoint_1_6\.pt\.tmp, left by a save that was interrupted", resumed.text)
+    assert "(epoch 1 @ 3 updates)" in resumed.text and sorted(resumed.updates) == [4, 5, 6]
+    assert _debris(save) == [] and (save / "checkpoint_1_6.pt").exists()
+
+
+@pytest.mark.slow
+def test_every_file_of_a_run_honours_the_umask(tiny_speech_manifest, tmp_path):
+    """fairseq's own checkpoint_E_U.pt and our atomic copies (checkpoint_last/best) get the same mode."""
+    save = tmp_path / "ckpt"
+    cmd = train_command(str(tiny_speech_manifest), str(save), SAVES + ["optimization.max_update=3",
+                                                                      "checkpoint.no_epoch_checkpoints=false"])
+    proc = subprocess.run(cmd, cwd=tmp_path, preexec_fn=lambda: os.umask(0o027), capture_output=True, text=True,
+                          timeout=400, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    modes = {p.name: oct(p.stat().st_mode & 0o777) for p in save.iterdir() if p.is_file()}
+    assert {"checkpoint_1_3.pt", "checkpoint_last.pt", "checkpoint_best.pt"} <= set(modes), modes
+    assert set(modes.values()) == {"0o640"}, modes

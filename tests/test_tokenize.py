@@ -99,7 +99,7 @@ def test_resume_after_a_crash_and_a_cut_line(pretrained_checkpoint, tiny_speech_
     s = dump_tokens(tm, manifest, out, limit=10, batch_size=4, progress=False)
     assert (s["encoded"], s["finished"]) == (10, False)
     assert len(partial.read_text().splitlines()) == 10 and not out.exists()
-    with pytest.raises(TokenizeError, match=r"unfinished \(10 of 36 utterances.*rerun"):
+    with pytest.raises(TokenizeError, match=rf"unfinished \(10 of {len(keys)} utterances.*rerun"):
         read_token_file(out)
 
     # 2. a run crashes on an unreadable file; what it wrote before is kept, line by line
@@ -140,8 +140,8 @@ def test_readers_refuse_partial_and_damaged_token_files(tm, tiny_speech_manifest
     good = out.read_text()
     report = ["--tokens", str(out), "--out", str(tmp_path / "report")]
     cases = {
-        "cut": (good.splitlines(True)[0], "holds 1 utterances but its sidecar says 4"),
-        "empty": ("", "holds 0 utterances but its sidecar says 4"),
+        "cut": (good.splitlines(True)[0], f"holds 1 utterances but its sidecar says {len(good.splitlines())}"),
+        "empty": ("", f"holds 0 utterances but its sidecar says {len(good.splitlines())}"),
         "garbage": ("\x00\x01\x02 not ids\n", "expected 'path<TAB>ids'"),
     }
     for name, (content, message) in cases.items():
@@ -248,3 +248,100 @@ def test_batched_encoding_is_exact_for_both_extractor_modes(mode, tiny_speech_ma
         with torch.no_grad():
             _, ref = model.quantize(F.layer_norm(x, x.shape)[None])
         assert torch.equal(ids, ref[0])
+
+
+# -- a real hypervq-tokenize killed with SIGKILL -----------------------------------------------------
+
+@pytest.mark.slow
+def test_sigkill_mid_run_leaves_a_refused_partial_that_the_same_command_finishes(pretrained_checkpoint,
+                                                                                 tiny_speech_manifest, tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from helpers.runs import BIN, quiet_env, run_tool
+
+    # ~300 utterances (hard links to the tiny corpus): a few seconds of encoding to kill in the middle of
+    root, keys = manifest_rows(tiny_speech_manifest / "train.tsv")
+    _, rows = read_manifest(tiny_speech_manifest / "train.tsv")
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    lines = [str(audio)]
+    for i in range(300):
+        rel, frames = rows[i % len(rows)]
+        os.link(os.path.join(root, rel), audio / f"{i:03d}.flac")
+        lines.append(f"{i:03d}.flac\t{frames}")
+    manifest = tmp_path / "many.tsv"
+    manifest.write_text("\n".join(lines) + "\n")
+    reference = tmp_path / "reference.tok"
+    check = run_tool("hypervq-tokenize", [pretrained_checkpoint, manifest, "--out", reference, "--no-progress"], tmp_path)
+    assert check.returncode == 0, check.stderr
+
+    out = tmp_path / "tokens" / "train.tok"
+    cmd = [os.path.join(BIN, "hypervq-tokenize"), str(pretrained_checkpoint), str(manifest), "--out", str(out),
+           "--batch-size", "4"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=quiet_env(), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    seen = b""
+    while not re.search(rb"tokenize: +\d+%.*? ([2-9]\d|1\d\d)/300", seen):   # at least 20 utterances done
+        chunk = proc.stderr.read1(4096)
+        assert chunk, f"hypervq-tokenize ended before it could be killed: {seen[-800:]!r}"
+        seen += chunk
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL
+
+    # nothing at the final path; the sidecar says unfinished; the partial file holds whole lines
+    partial = out.with_name("train.tok.partial")
+    assert not out.exists() and partial.exists()
+    meta = json.loads(out.with_name("train.tok.json").read_text())
+    assert meta["complete"] is False and meta["utterances"] == 300
+    done = partial.read_text().count("\n")
+    assert 20 <= done < 300
+
+    # every reader refuses it and says how to finish it
+    report = run_tool("hypervq-codebook-report", ["--tokens", out, "--out", tmp_path / "report"], tmp_path)
+    assert report.returncode == 1 and "Traceback" not in report.stderr
+    assert "unfinished" in report.stderr and "rerun the hypervq-tokenize command that wrote it" in report.stderr
+    assert not (tmp_path / "report" / "report.json").exists()
+
+    # the same command again finishes the file: byte for byte what an uninterrupted run wrote
+    again = run_tool("hypervq-tokenize", cmd[1:], tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert re.search(rf"\d+ utterances encoded \(\d+ frames\), {done}|already there; done", again.stdout), again.stdout
+    assert out.read_bytes() == reference.read_bytes()
+    assert not partial.exists() and json.loads(out.with_name("train.tok.json").read_text())["complete"] is True
+    assert sorted(p.name for p in out.parent.iterdir()) == ["train.tok", "train.tok.json"]   # no debris
+    report = run_tool("hypervq-codebook-report", ["--tokens", out, "--out", tmp_path / "report"], tmp_path)
+    assert report.returncode == 0, report.stderr
+
+
+def test_audio_whose_features_overflow_is_named_not_coded(pretrained_checkpoint, tiny_speech_manifest, tm, tmp_path,
+                                                          capsys):
+    """Finite samples far outside [-1, 1] make NaN features: the file is named, nothing is coded as 0."""
+    root, keys = manifest_rows(tiny_speech_manifest / "valid.tsv")
+    wav, sr = sf.read(os.path.join(root, keys[0]), dtype="float32")
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    for i, key in enumerate(keys[1:]):
+        os.link(os.path.join(root, key), audio / f"good{i}.flac")
+    sf.write(audio / "loud.wav", wav * 3e38, sr, subtype="FLOAT")       # finite float32 samples
+    lines = [str(audio)] + [f"good{i}.flac\t{sf.info(str(audio / f'good{i}.flac')).frames}" for i in range(len(keys) - 1)]
+    lines.append(f"loud.wav\t{len(wav)}")
+    manifest = tmp_path / "loud.tsv"
+    manifest.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "loud.tok"
+    assert tokenize.main([str(pretrained_checkpoint), str(manifest), "--out", str(out), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("hypervq-tokenize: error: ") and "loud.wav: the model's features of this file hold NaN" in last
+    assert "Traceback" not in err and not out.exists()
+
+
+def test_an_out_folder_that_cannot_be_written_fails_first(tmp_path, capsys):
+    """Checked before the checkpoint is loaded or any audio read (both are missing here)."""
+    (tmp_path / "file").write_text("x")
+    rc = tokenize.main([str(tmp_path / "no.pt"), str(tmp_path / "no.tsv"), "--out", str(tmp_path / "file" / "t.tok")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 1 and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert "--out folder" in err and "is a file, not a folder" in err and "no.pt" not in err

@@ -22,6 +22,18 @@ MIN_NORM = {torch.float32: 1e-15, torch.float64: 1e-15}
 # tangent norms at initialisation give 2s ~ 13: almost every row takes the direct branch.
 DIRECT_EVAL_MAX = 30.0
 
+# Largest tangent norm ‖v‖ the logits are evaluated at; larger vectors keep their direction and
+# are read at this norm. Far from the origin a logit is (2‖z‖/√c)·sign(M)·(2s + log|M| + O(1)) with
+# |log|M|| < 47, so once 2s exceeds ~1e9 (float32) or ~1e17 (float64) the correction is below the
+# dtype's resolution and the codes no longer depend on ‖v‖: capping it far beyond that changes no
+# code and keeps the logits (≈ 4‖z‖‖v‖) and 2s = 2√c‖v‖ finite (for ‖z‖ < 8e7 and c < 1e16).
+TANGENT_NORM_MAX = {torch.float32: 1e30, torch.float64: 1e150}
+
+# A quantizer's input rows whose projection overflows (‖x‖ beyond ~1e36 in float32) are scaled down
+# to this norm and projected again: the codes of such rows depend on their direction only (see
+# TANGENT_NORM_MAX), and a projection of a row of this norm stays finite for weights of norm < 1e8.
+INPUT_NORM_MAX = {torch.float32: 1e30, torch.float64: 1e150}
+
 # Smallest |argument| whose logarithm the log-domain branch takes. Only reached within
 # 1e-20 of a decision hyperplane at a point far from the origin, where the logit is ~0.
 LOG_DOMAIN_TINY = 1e-20
@@ -52,8 +64,32 @@ def min_norm(dtype: torch.dtype) -> float:
 
 
 def clamped_norm(v: torch.Tensor, *, dim: int = -1, keepdim: bool = True) -> torch.Tensor:
-    """‖v‖ bounded below by :data:`MIN_NORM`, so dividing by it and its gradient stay finite."""
+    """‖v‖ bounded below by :data:`MIN_NORM`, so dividing by it and its gradient stay finite.
+
+    The fast norm: its sum of squares overflows to ``inf`` once ‖v‖ passes ~1.8e19 in float32
+    (~1.3e154 in float64). Callers that can meet such vectors use :func:`safe_norm`, or, like the
+    MLR logits, recompute only the rows where it happened.
+    """
     return v.norm(dim=dim, keepdim=keepdim).clamp_min(min_norm(v.dtype))
+
+
+def unit_vector(v: torch.Tensor, *, dim: int = -1) -> torch.Tensor:
+    """``v/‖v‖`` for any finite ``v``, also where ‖v‖ itself overflows (scaled by ``max|v_i|`` first); 0 stays 0."""
+    scaled = v / v.detach().abs().amax(dim=dim, keepdim=True).clamp_min(min_norm(v.dtype))
+    return scaled / clamped_norm(scaled, dim=dim)
+
+
+def safe_norm(v: torch.Tensor, *, dim: int = -1, keepdim: bool = True) -> torch.Tensor:
+    """:func:`clamped_norm` that cannot overflow: ``m·‖v/m‖`` with ``m = max|v_i|``, finite for every finite ``v``.
+
+    About twice the cost of the plain norm on CPU. The scale is treated as a constant (the norm is
+    homogeneous), so the gradient is the usual ``v/‖v‖``. The result may exceed the dtype's
+    largest value only for vectors within a factor √d of it; it is then ``inf``.
+    """
+    scale = v.detach().abs().amax(dim=dim, keepdim=True).clamp_min(min_norm(v.dtype))
+    norm = (v / scale).norm(dim=dim, keepdim=True) * scale
+    norm = norm.clamp_min(min_norm(v.dtype))
+    return norm if keepdim else norm.squeeze(dim)
 
 
 def artanh(x: torch.Tensor) -> torch.Tensor:

@@ -26,8 +26,10 @@ Evaluation. ``A`` is bilinear in a per-row vector and a per-code vector:
 Overflow. ``sinh/cosh(2s)`` overflow for large ``s``. Rows with ``2s > DIRECT_EVAL_MAX`` use
 ``α = (1 − e^{−4s})/‖v‖`` and ``β = 1 + e^{−4s}`` instead, so the product gives
 ``M = 2e^{−2s}·A`` (bounded), and ``asinh(A) = sign(M)·(log|A| + log(1 + √(1 + A⁻²)))`` is taken
-with ``log|A| = 2s − log 2 + log|M|``. That is exact and cannot overflow: inputs of any finite
-norm give finite logits and gradients, without clipping.
+with ``log|A| = 2s − log 2 + log|M|``. That is exact and cannot overflow. Past ``‖v‖ ≈ 1.8e19``
+the float32 norm itself overflows; those rows (all far) get their norm recomputed overflow-safe,
+and ``‖v‖`` is read at most at ``TANGENT_NORM_MAX`` (1e30 in float32), beyond which no code can
+change. So inputs of any finite norm give finite logits and gradients, without clipping.
 
 Shapes: ``v (..., d)``, ``z (K, d)``, ``r (K,)`` → ``(..., K)``; or, for ``G`` independent
 groups, ``v (..., G, d)``, ``z (G, K, d)``, ``r (G, K)`` → ``(..., G, K)``.
@@ -35,10 +37,20 @@ groups, ``v (..., G, d)``, ``z (G, K, d)``, ``r (G, K)`` → ``(..., G, K)``.
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import torch
 
-from .guards import DIRECT_EVAL_MAX, LOG_DOMAIN_TINY, clamped_norm, compute_dtype, sinh_over_x
+from .guards import (
+    DIRECT_EVAL_MAX,
+    LOG_DOMAIN_TINY,
+    TANGENT_NORM_MAX,
+    clamped_norm,
+    compute_dtype,
+    safe_norm,
+    sinh_over_x,
+    unit_vector,
+)
 from .poincare import Curvature
 
 _LOG_2 = math.log(2.0)
@@ -86,20 +98,30 @@ def _check_shapes(v: torch.Tensor, z: torch.Tensor, r: torch.Tensor) -> None:
         raise ValueError(f"expected v {want} matching z {tuple(z.shape)}; got v {tuple(v.shape)}")
 
 
-def _row_coefficients(two_s: torch.Tensor, v_norm: torch.Tensor, sqrt_c: torch.Tensor, far: torch.Tensor):
-    """Per-row ``(α, β)``: ``A`` itself for near rows, ``M = 2e^{−2s}A`` for far rows.
+def _row_vectors(v: torch.Tensor, two_s: torch.Tensor, sqrt_c: torch.Tensor, far: torch.Tensor, far_rows) -> torch.Tensor:
+    """Per-row ``[α v, −β]``: ``A`` itself for near rows, ``M = 2e^{−2s}A`` for far rows.
 
-    Both branches are evaluated on clamped ``2s`` so that the branch not taken stays finite
-    (its gradient is multiplied by zero, and ``0 · inf`` would be ``nan``).
+    ``far_rows``: None (no far row), the flat indices of the far rows, or ``"all"`` (branch-free,
+    for torch.compile). Both branches are evaluated on clamped ``2s`` so that the branch not taken
+    stays finite (its gradient is multiplied by zero, and ``0 · inf`` would be ``nan``). Far rows
+    are written ``(1 − e^{−4s})·v̂`` with the overflow-safe unit vector ``v̂``: for huge ``v`` no
+    product of ``v`` with a gradient overflows in backward, and ``‖v‖`` may itself be ``inf``.
     """
     near_2s = two_s.clamp(max=DIRECT_EVAL_MAX)
+    near_v = (2 * sqrt_c * sinh_over_x(near_2s)) * v
+    beta = torch.cosh(near_2s)
+    if far_rows is None:
+        return torch.cat([near_v, -beta], dim=-1)
     far_2s = two_s.clamp(min=DIRECT_EVAL_MAX)
-    alpha_near = 2 * sqrt_c * sinh_over_x(near_2s)
-    decay = torch.exp(-2 * far_2s)                               # e^{−4s}
-    alpha_far = -torch.expm1(-2 * far_2s) / v_norm
-    alpha = torch.where(far, alpha_far, alpha_near)
-    beta = torch.where(far, 1 + decay, torch.cosh(near_2s))
-    return alpha, beta
+    beta = torch.where(far, 1 + torch.exp(-2 * far_2s), beta)      # 1 + e^{−4s}
+    if isinstance(far_rows, str):
+        vecs = torch.where(far, -torch.expm1(-2 * far_2s) * unit_vector(v), near_v)
+    else:
+        width = v.shape[-1]
+        pick = lambda t: t.reshape(-1, t.shape[-1]).index_select(0, far_rows)  # noqa: E731
+        far_v = -torch.expm1(-2 * pick(far_2s)) * unit_vector(pick(v))
+        vecs = near_v.reshape(-1, width).index_copy(0, far_rows, far_v).view_as(v)
+    return torch.cat([vecs, -beta], dim=-1)
 
 
 def _asinh_log_domain(m: torch.Tensor, two_s: torch.Tensor) -> torch.Tensor:
@@ -144,17 +166,28 @@ def mlr_logits_from_unit_normals(v: torch.Tensor, z_unit: torch.Tensor, z_norm: 
         return _logits(v, z_unit, z_norm, r, c)
 
 
-def _logits(v: torch.Tensor, z_unit: torch.Tensor, z_norm: torch.Tensor, r: torch.Tensor, c: Curvature) -> torch.Tensor:
+def _logits(v: torch.Tensor, z_unit: torch.Tensor, z_norm: torch.Tensor, r: torch.Tensor, c: Curvature,
+            branch_free: Optional[bool] = None) -> torch.Tensor:
     dtype = compute_dtype(v.dtype)
     v, z_unit, z_norm, r = v.to(dtype), z_unit.to(dtype), z_norm.to(dtype), r.to(dtype)
     sqrt_c = torch.as_tensor(c, dtype=dtype, device=v.device).sqrt()
+    # Under torch.compile the far rows are handled branch-free (no host decision, so no graph break;
+    # the compiler fuses the extra element-wise work). Eagerly, one host decision skips the far-row
+    # work entirely when there are none, which is the common case and cheaper on CPU.
+    compiling = torch.compiler.is_compiling() if branch_free is None else branch_free
 
     # Rows: s = √c‖v‖ and the row vector [α v, −β].
-    v_norm = clamped_norm(v)                                     # (..., 1)
-    two_s = 2 * sqrt_c * v_norm
+    v_norm = clamped_norm(v)                                     # (..., 1); inf where ‖v‖² overflows
+    two_s = _two_s(v_norm, sqrt_c)
     far = two_s > DIRECT_EVAL_MAX
-    alpha, beta = _row_coefficients(two_s, v_norm, sqrt_c, far)
-    rows = torch.cat([alpha * v, -beta], dim=-1)                 # (..., d+1)
+    if compiling:
+        far_rows = "all"
+    else:
+        far_rows = far.reshape(-1).nonzero().squeeze(1) if bool(far.any()) else None
+    if far_rows is not None:                                     # the overflowed norms are all far rows
+        v_norm = _norms_fixed(v, v_norm, far, far_rows)
+        two_s = _two_s(v_norm, sqrt_c)
+    rows = _row_vectors(v, two_s, sqrt_c, far, far_rows)  # (..., d+1)
 
     # Hyperplanes: b_k = 2√c r_k and the code vector [cosh(b_k) ẑ_k, sinh(b_k)].
     b = (2 * sqrt_c * r).unsqueeze(-1)
@@ -169,12 +202,30 @@ def _logits(v: torch.Tensor, z_unit: torch.Tensor, z_norm: torch.Tensor, r: torc
     # ℓ = (2‖z‖/√c)·asinh(A): directly, then the far rows again in the log domain.
     scale = (2 / sqrt_c) * z_norm                                # (..., K)
     logits = _ScaledAsinh.apply(m, scale)
-    if bool(far.any()):
-        num_codes = m.shape[-1]
-        idx = far.reshape(-1).nonzero().squeeze(1)
-        m_far = m.reshape(-1, num_codes).index_select(0, idx)
-        two_s_far = two_s.reshape(-1, 1).index_select(0, idx)
-        scale_rows = scale.reshape(-1, num_codes)                  # (1 or G, K); flat row i is group i % G
-        far_logits = _asinh_log_domain(m_far, two_s_far) * scale_rows[idx % scale_rows.shape[0]]
-        logits = logits.reshape(-1, num_codes).index_copy(0, idx, far_logits).view_as(m)
+    if far_rows is None:
+        return logits
+    if compiling:
+        # near rows evaluate the log-domain form at 2s = DIRECT_EVAL_MAX, where it is finite, so the
+        # branch not taken contributes a zero gradient, never 0·inf
+        far_logits = _asinh_log_domain(m, two_s.clamp(min=DIRECT_EVAL_MAX)) * scale
+        return torch.where(far, far_logits, logits)
+    num_codes = m.shape[-1]
+    m_far = m.reshape(-1, num_codes).index_select(0, far_rows)
+    two_s_far = two_s.reshape(-1, 1).index_select(0, far_rows)
+    scale_rows = scale.reshape(-1, num_codes)                      # (1 or G, K); flat row i is group i % G
+    far_logits = _asinh_log_domain(m_far, two_s_far) * scale_rows[far_rows % scale_rows.shape[0]]
+    logits = logits.reshape(-1, num_codes).index_copy(0, far_rows, far_logits).view_as(m)
     return logits
+
+
+def _two_s(v_norm: torch.Tensor, sqrt_c: torch.Tensor) -> torch.Tensor:
+    """``2s = 2√c‖v‖`` with ‖v‖ read at most at ``TANGENT_NORM_MAX`` (see there: it changes no code)."""
+    return 2 * sqrt_c * v_norm.clamp_max(TANGENT_NORM_MAX[v_norm.dtype])
+
+
+def _norms_fixed(v: torch.Tensor, v_norm: torch.Tensor, far: torch.Tensor, far_rows) -> torch.Tensor:
+    """``v_norm`` with the far rows' norms recomputed overflow-safe (they hold ``inf`` past ~1.8e19 in float32)."""
+    if isinstance(far_rows, str):
+        return torch.where(far, safe_norm(v), v_norm)
+    fixed = safe_norm(v.reshape(-1, v.shape[-1]).index_select(0, far_rows))
+    return v_norm.reshape(-1, 1).index_copy(0, far_rows, fixed).view_as(v_norm)

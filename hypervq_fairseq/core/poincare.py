@@ -16,12 +16,14 @@ returns the input's dtype; geoopt's own clamps (``1e-15``) would underflow to 0 
 """
 from __future__ import annotations
 
+import math
 from typing import Union
 
 import torch
 from geoopt.manifolds.stereographic import math as _stereo
 
-from .guards import BALL_EPS, compute_dtype
+from ..errors import InputError
+from .guards import BALL_EPS, compute_dtype, safe_norm
 
 Curvature = Union[float, torch.Tensor]
 
@@ -32,10 +34,22 @@ def _k(c: Curvature, like: torch.Tensor) -> torch.Tensor:
 
 
 def check_curvature(c: Curvature) -> None:
-    """Fail early with a readable message for a non-positive or non-finite curvature."""
-    value = torch.as_tensor(c).detach()
-    if not bool(torch.all(torch.isfinite(value) & (value > 0))):
-        raise ValueError(f"curvature c must be a finite number > 0 (Poincaré ball of curvature -c); got {c!r}")
+    """Fail early with a readable message for a non-positive or non-finite curvature.
+
+    A tensor on the ``meta`` device (a module built under ``torch.device("meta")``) holds no value
+    and passes; it is checked when the module computes with a real one.
+    """
+    if isinstance(c, torch.Tensor):
+        if c.is_meta:
+            return
+        ok = bool(torch.all(torch.isfinite(c.detach()) & (c.detach() > 0)))
+    else:
+        try:
+            ok = math.isfinite(float(c)) and float(c) > 0
+        except (TypeError, ValueError):
+            ok = False
+    if not ok:
+        raise InputError(f"curvature c must be a finite number > 0 (Poincaré ball of curvature -c); got {c!r}")
 
 
 def _wide(t: torch.Tensor) -> torch.Tensor:
@@ -86,4 +100,4 @@ def distance_to_origin_from_tangent(v: torch.Tensor, *, c: Curvature = 1.0, dim:
     the Euclidean norm of the ball point saturates at ``1/√c``.
     """
     del c  # the geodesic radius of exp_0(v) does not depend on c in this parameterisation
-    return 2 * v.norm(dim=dim)
+    return 2 * safe_norm(v, dim=dim, keepdim=False)

@@ -31,7 +31,7 @@ import os
 from pathlib import Path
 from typing import Iterable, List, Optional, Tuple
 
-from ..errors import AudioInputError, ManifestError
+from ..errors import AudioInputError, BadAudioFilesError, ManifestError
 from ..files import atomic_write_all
 from .audio import DEPTHS, Inspection, inspect_files
 
@@ -175,7 +175,8 @@ def check_manifest(manifest: str, *, sample_rate: int = 16000, mode: str = "head
     if bad:
         names = "\n".join(f"  {os.path.join(root, b.path)}: {b.reason}" for b in bad[:MAX_LISTED])
         more = f"\n  ... and {len(bad) - MAX_LISTED} more" if len(bad) > MAX_LISTED else ""
-        raise AudioInputError(f"{len(bad)} bad audio file(s) in {manifest}:\n{names}{more}\n{fix_hint(manifest)}")
+        raise BadAudioFilesError(f"{len(bad)} bad audio file(s) in {manifest}:\n{names}{more}\n{fix_hint(manifest)}",
+                                 [(os.path.join(root, b.path), b.reason) for b in bad])
     return rows
 
 

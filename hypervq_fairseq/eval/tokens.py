@@ -169,6 +169,28 @@ def _completed_keys(partial: Path, valid: set, groups: int, combine: bool) -> se
     return done
 
 
+def encode_named(encoder, waves: list, paths: list) -> list:
+    """``encode(encoder, waves)``; a frame without a code (NaN/Inf features) is reported by file name.
+
+    The quantizer refuses non-finite frames but only knows their place in the padded batch, so on
+    that error each file of the batch is encoded alone to find the culprit.
+    """
+    from ..errors import NonFiniteInputError
+    from ..fairseq.encode import encode
+
+    try:
+        return encode(encoder, waves)
+    except NonFiniteInputError:
+        for wave, path in zip(waves, paths):
+            try:
+                encode(encoder, [wave])
+            except NonFiniteInputError:
+                raise TokenizeError(f"{path}: the model's features of this file hold NaN or Inf, which have no "
+                                    f"code; audio samples far outside [-1, 1] overflow the feature extractor: "
+                                    f"check or rescale the file") from None
+        raise
+
+
 def batches(rows: list, max_tokens: int, batch_size: int):
     """Indices into ``rows`` ((path, frames) pairs), longest first, each batch under ``max_tokens`` padded samples."""
     order = sorted(range(len(rows)), key=lambda i: -rows[i][1])
@@ -196,7 +218,6 @@ def dump_tokens(encoder, manifest, out, *, combine: bool = False, max_tokens: in
 
     from ..data.audio import read_audio
     from ..data.manifest import read_manifest
-    from ..fairseq.encode import encode
 
     out = Path(out)
     meta_path, partial = sidecar_of(out), partial_of(out)
@@ -243,8 +264,9 @@ def dump_tokens(encoder, manifest, out, *, combine: bool = False, max_tokens: in
             open(partial, "a", encoding="utf-8") as f:
         for batch in batches([rows[i] for i in todo], max_tokens, batch_size):
             idx = [todo[j] for j in batch]
-            waves = [read_audio(os.path.join(root, rows[i][0]), expected_rate=pm.sample_rate) for i in idx]
-            for i, ids in zip(idx, encode(pm, waves)):
+            paths = [os.path.join(root, rows[i][0]) for i in idx]
+            waves = [read_audio(path, expected_rate=pm.sample_rate) for path in paths]
+            for i, ids in zip(idx, encode_named(pm, waves, paths)):
                 f.write(f"{keys[i]}\t{format_ids(ids, pm.num_vars, combine)}\n")
                 f.flush()
                 frames_written += len(ids)
@@ -276,14 +298,14 @@ def encode_manifest(encoder, manifest, *, max_tokens: int = 1_600_000, batch_siz
 
     from ..data.audio import read_audio
     from ..data.manifest import read_manifest
-    from ..fairseq.encode import encode
 
     root, rows = read_manifest(manifest)
     out: Dict[str, torch.Tensor] = {}
     with tqdm(total=len(rows), desc="encode", unit="utt", disable=not progress) as bar:
         for batch in batches(rows, max_tokens, batch_size):
-            waves = [read_audio(os.path.join(root, rows[i][0]), expected_rate=encoder.sample_rate) for i in batch]
-            for i, ids in zip(batch, encode(encoder, waves)):
+            paths = [os.path.join(root, rows[i][0]) for i in batch]
+            waves = [read_audio(path, expected_rate=encoder.sample_rate) for path in paths]
+            for i, ids in zip(batch, encode_named(encoder, waves, paths)):
                 out[rows[i][0]] = ids
             bar.update(len(batch))
     return {k: out[k] for k, _ in rows}

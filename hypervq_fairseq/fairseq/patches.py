@@ -9,8 +9,9 @@ installed. Two patches act on one object or one block only and are called by the
 model it builds).
 
 Checked against: fairseq-fixed 0.12.3.1 (fairseq's main branch with the Python 3.11/3.12
-fixes), the version this package installs on Python >= 3.11. The patched functions have the
-same code in the official fairseq 0.12.2.
+fixes), the version this package installs on Python >= 3.11, with torch 2.14. The patched
+functions have the same code in the official fairseq 0.12.2. Each patch says under "Relies on"
+which fairseq code it depends on; those are the call sites the tests check.
 """
 from __future__ import annotations
 
@@ -55,6 +56,8 @@ def patch_atomic_checkpoint_copy() -> bool:
     kill or pre-emption during that copy leaves a truncated ``checkpoint_last.pt`` and the restart
     fails in ``torch.load``. Local copies now go through :func:`hypervq_fairseq.files.atomic_copy`
     (temporary file, fsync, rename; plain-file permissions); remote paths keep iopath's copy.
+
+    Relies on: ``save_checkpoint`` calling ``PathManager.copy`` on the class of ``fairseq.file_io``.
     """
     from fairseq.file_io import PathManager
 
@@ -115,6 +118,8 @@ def patch_user_dir_guard() -> bool:
     ``common.user_dir`` / ``--user-dir`` names another folder of the same name, fairseq stops
     with "... is not globally unique. Please rename the directory", which suggests the wrong fix.
     fairseq's programs look the function up as ``utils.import_user_module`` at call time.
+
+    Relies on: ``fairseq_cli.train`` and ``fairseq_cli.validate`` calling ``utils.import_user_module``.
     """
     import fairseq.utils
 
@@ -141,6 +146,8 @@ def patch_dictionary_safe_global() -> bool:
     Fine-tuned checkpoints pickle the target dictionary; torch >= 2.6 loads with
     ``weights_only=True`` by default and refuses it, so ``fairseq-validate``, inference and
     fine-tuning resume could not read them. We allow that one class (plain lists and dicts inside).
+
+    Relies on: ``torch.serialization.add_safe_globals`` (torch >= 2.4); a no-op on older torch.
     """
     import torch.serialization
     from fairseq.data.dictionary import Dictionary
@@ -190,6 +197,9 @@ def patch_cpu_distributed() -> bool:
     ``all_gather_list`` (how the trainer gathers the wav2vec criterion's logging outputs) allocates
     a ``torch.cuda.ByteTensor``. Both are replaced only when no CUDA device is visible; GPU
     machines keep fairseq's code.
+
+    Relies on: ``infer_init_method`` and ``Trainer._all_gather_list_sync`` looking both functions up
+    in ``fairseq.distributed.utils`` at call time.
     """
     if torch.cuda.is_available():
         return False
@@ -242,6 +252,8 @@ def seeded_numpy(seed: int, update: int):
     cannot repeat the run it continues. Here numpy's global generator is seeded (and restored
     afterwards) and the name ``np`` inside ``data_utils`` is briefly bound to a view of numpy whose
     unseeded ``default_rng()`` hands out children of one ``SeedSequence((seed, update))``.
+
+    Relies on: ``compute_mask_indices`` calling ``np.random.default_rng`` through the module name ``np``.
     """
     from fairseq.data import data_utils
 
@@ -275,6 +287,8 @@ def make_masking_autocast_safe(model):
     precision and ``index_put`` of the float32 ``mask_emb`` refuses ("Index put requires the source
     and destination dtypes match"), for the stock model and ours alike. The encoder's
     autocast-enabled layers cast them back down; outside autocast the cast is a no-op.
+
+    Relies on: ``Wav2Vec2Model.apply_mask`` writing ``mask_emb`` with ``index_put``.
     """
     if hasattr(type(model), "apply_mask") and hasattr(model, "mask_emb"):
         model.apply_mask = types.MethodType(_apply_mask_in_emb_dtype, model)
@@ -302,31 +316,45 @@ def loadable(path) -> bool:
         return False
 
 
-def _updates_in(path: Path) -> int:
-    """Updates recorded in a checkpoint's name (``checkpoint_E_U.pt``), else -1."""
-    m = re.fullmatch(r"checkpoint_\d+_(\d+)(?:-[^/]*)?\.pt", path.name)
-    return int(m.group(1)) if m else -1
+def _recorded_updates(path: Path) -> int:
+    """The update count a complete checkpoint holds, else -1 (memory-mapped: the weights are not read)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+        return int(state["optimizer_history"][-1]["num_updates"])
+    except Exception:  # noqa: BLE001  (any unreadable or foreign file simply ranks last)
+        return -1
+
+
+def _name_rank(path: Path) -> int:
+    """Among checkpoints holding the same update, prefer the name that says it: checkpoint_E_U, checkpointE, best."""
+    if re.fullmatch(r"checkpoint_\d+_\d+(?:-[^/]*)?\.pt", path.name):
+        return 2
+    return 1 if re.fullmatch(r"checkpoint\d+(?:-[^/]*)?\.pt", path.name) else 0
 
 
 def checkpoint_candidates(save_dir, suffix: str = "") -> List[Path]:
-    """Checkpoints of ``save_dir`` to resume from, best first: ``checkpoint_last``, then newest written."""
+    """Checkpoints of ``save_dir`` to resume from: ``checkpoint_last`` first, then the others."""
     folder = Path(save_dir)
     if not folder.is_dir():
         return []
-    found = [p for p in folder.iterdir() if p.is_file() and _CHECKPOINT_NAME.fullmatch(p.name)
-             and p.name.endswith(f"{suffix}.pt")]
+    found = sorted(p for p in folder.iterdir() if p.is_file() and _CHECKPOINT_NAME.fullmatch(p.name)
+                   and p.name.endswith(f"{suffix}.pt"))
     last = folder / f"checkpoint_last{suffix}.pt"
-    others = sorted((p for p in found if p != last), key=lambda p: (p.stat().st_mtime, _updates_in(p)), reverse=True)
-    return ([last] if last in found else []) + others
+    return ([last] if last in found else []) + [p for p in found if p != last]
 
 
 def choose_resume_checkpoint(save_dir, suffix: str = "") -> Optional[Path]:
-    """The newest checkpoint of ``save_dir`` that loads; logs what was passed over and why."""
+    """``checkpoint_last`` if it is complete, else the complete checkpoint with the most updates; logs
+    what was passed over and why."""
+    ranked = []
     for path in checkpoint_candidates(save_dir, suffix):
-        if loadable(path):
+        if not loadable(path):
+            logger.warning(f"{path} is incomplete or damaged (cut short by a kill during a save?): not resuming from it")
+        elif path.name == f"checkpoint_last{suffix}.pt":
             return path
-        logger.warning(f"{path} is incomplete or damaged (cut short by a kill during a save?): not resuming from it")
-    return None
+        else:
+            ranked.append(((_recorded_updates(path), _name_rank(path)), path))
+    return max(ranked, key=lambda item: item[0])[1] if ranked else None
 
 
 def patch_resume_from_loadable_checkpoint() -> bool:
@@ -335,10 +363,14 @@ def patch_resume_from_loadable_checkpoint() -> bool:
     fairseq resumes from ``checkpoint_last.pt`` only: a truncated one stops the restart with
     torch's zip error, and a run killed during its first save (which writes ``checkpoint_1_N.pt``
     before copying it to ``checkpoint_last.pt``) starts again from update 0. With the default
-    ``checkpoint.restore_file`` we now pick ``checkpoint_last.pt`` if it is complete, else the most
-    recently written complete checkpoint of the folder, and say which and why. Leftover
-    temporaries of killed saves are removed first. Any other ``restore_file`` or
+    ``checkpoint.restore_file`` we now pick ``checkpoint_last.pt`` if it is complete, else the complete
+    checkpoint of the folder that holds the most updates, and say which and why. Leftover
+    temporaries of killed saves are removed first (ours, ``.checkpoint*.tmp``, and fairseq's
+    ``checkpoint*.pt.tmp`` from ``torch_persistent_save``). Any other ``restore_file`` or
     ``finetune_from_model`` is left to fairseq.
+
+    Relies on: ``fairseq_cli.train.main`` calling ``checkpoint_utils.load_checkpoint`` at call time,
+    and fairseq treating the default ``restore_file="checkpoint_last.pt"`` as "resume from the last".
     """
     from fairseq import checkpoint_utils
 
@@ -358,7 +390,7 @@ def patch_resume_from_loadable_checkpoint() -> bool:
         last = Path(cfg.save_dir) / f"checkpoint_last{suffix}.pt"
         if chosen is None or chosen == last or cfg.finetune_from_model:
             return original(cfg, trainer, **passthrough_args)
-        logger.warning(f"resuming from {chosen}: it is the newest complete checkpoint in {cfg.save_dir} "
+        logger.warning(f"resuming from {chosen}: it is the complete checkpoint with the most updates in {cfg.save_dir} "
                        f"({'checkpoint_last is damaged' if last.exists() else 'there is no checkpoint_last'})")
         from omegaconf import open_dict
 

@@ -7,17 +7,29 @@ temperature schedule ``tau = max(max_temp·decay^updates, min_temp)`` (``set_num
 stage: perplexities of the hard choice and of the softmax, Gumbel-softmax with straight-through
 in training, argmax in eval, and the code lookup as one ``(N, G, V)·(G, V, d)`` contraction.
 The projections run in float32 or wider whatever fairseq's ``--fp16`` did to the weights.
+
+Bad input never becomes a code. A frame holding NaN or Inf raises :class:`NonFiniteInputError`
+(naming where it is), or, with ``invalid_frames="mark"``, gets the code :data:`INVALID_CODE`
+(-1) in ``targets``, a zero code vector, no gradient, and no weight in the perplexities. Frames of
+any finite norm keep a valid code: a row whose projection overflows (norm beyond ~1e36 in float32)
+is projected again at norm ``INPUT_NORM_MAX``, which changes no code (``core/guards.py``). The
+check costs one reduction over the projection's output and one host decision per forward
+(a graph break under ``torch.compile``). Integer input, empty batches (every statistic then
+finite) and modules left on the ``meta`` device are handled by name too.
 """
 from __future__ import annotations
 
 import ast
-from typing import Sequence, Tuple, Union
+import math
+import operator
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..core.guards import compute_dtype
+from ..core.guards import INPUT_NORM_MAX, compute_dtype, unit_vector
+from ..errors import InputError, NonFiniteInputError
 from .perplexity import group_perplexities
 from .selection import per_group, selection_stats
 
@@ -30,20 +42,45 @@ def parse_temp(temp: Union[str, Sequence[float]]) -> Tuple[float, float, float]:
             temp = ast.literal_eval(temp)
         temp = tuple(float(t) for t in temp)
     except (ValueError, TypeError, SyntaxError):
-        raise ValueError(f"temp must be three numbers (max_temp, min_temp, decay), got {given!r}") from None
+        raise InputError(f"temp must be three numbers (max_temp, min_temp, decay), got {given!r}") from None
     if len(temp) != 3:
-        raise ValueError(f"temp must be three numbers (max_temp, min_temp, decay), got {given!r}")
+        raise InputError(f"temp must be three numbers (max_temp, min_temp, decay), got {given!r}")
     max_temp, min_temp, decay = temp
-    if not (0 < min_temp <= max_temp and 0 < decay <= 1):
-        raise ValueError(f"temp needs 0 < min_temp <= max_temp and 0 < decay <= 1, got {given!r}")
+    if not (0 < min_temp <= max_temp < math.inf and 0 < decay <= 1):
+        raise InputError(f"temp needs finite 0 < min_temp <= max_temp and 0 < decay <= 1, got {given!r}")
     return max_temp, min_temp, decay
 
 
+INVALID_CODE = -1        # the target of a frame that has no code (NaN/Inf input, invalid_frames="mark")
+INVALID_FRAMES = ("raise", "mark")
+
+
+def check_sizes(dim, num_vars, groups, vq_dim) -> None:
+    """Readable errors for sizes no quantizer can have (instead of a division by zero later)."""
+    for name, value, low in (("dim", dim, 1), ("num_vars (codes per group)", num_vars, 2), ("groups", groups, 1),
+                             ("vq_dim", vq_dim, 1)):
+        try:
+            ok = not isinstance(value, bool) and operator.index(value) >= low
+        except TypeError:
+            ok = False
+        if not ok:
+            raise InputError(f"{name} must be an integer, at least {low}; got {value!r}")
+    if vq_dim % groups != 0:
+        raise InputError(f"vq_dim {vq_dim} must be divisible by groups {groups}")
+
+
 def check_input(x: torch.Tensor, channels: int, time_first: bool) -> None:
-    """A readable error for the wrong layout instead of a shape error deep in a matmul."""
+    """A readable error for the wrong layout or dtype instead of an error deep in a matmul."""
     layout, axis = ("B×T×C", -1) if time_first else ("B×C×T", 1)
+    if not isinstance(x, torch.Tensor):
+        raise InputError(f"quantizer input must be a tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise InputError(f"quantizer input must be floating point (float32, float16, bfloat16 or float64); "
+                         f"got {x.dtype}: convert it, e.g. x.float()")
+    if x.is_meta:
+        raise InputError("quantizer input is on the meta device and holds no values")
     if x.dim() != 3 or x.shape[axis] != channels:
-        raise ValueError(f"quantizer input must be {layout} with C = {channels}; got shape {tuple(x.shape)}")
+        raise InputError(f"quantizer input must be {layout} with C = {channels}; got shape {tuple(x.shape)}")
 
 
 def tangent_projection(dim: int, out_dim: int, depth: int, factor: int, activation: nn.Module) -> nn.Module:
@@ -83,12 +120,12 @@ class GumbelQuantizerBase(nn.Module):
     that calls :meth:`_rows`, :meth:`_select` and :meth:`_restore` around their own logits."""
 
     def __init__(self, dim: int, num_vars: int, temp, groups: int, combine_groups: bool, vq_dim: int,
-                 time_first: bool, hard: bool = True):
+                 time_first: bool, hard: bool = True, *, invalid_frames: str = "raise"):
         super().__init__()
-        if num_vars < 2:
-            raise ValueError(f"num_vars (codes per group) must be at least 2, got {num_vars}")
-        if groups < 1 or vq_dim % groups != 0:
-            raise ValueError(f"vq_dim {vq_dim} must be divisible by groups {groups}")
+        check_sizes(dim, num_vars, groups, vq_dim)
+        if invalid_frames not in INVALID_FRAMES:
+            raise InputError(f"invalid_frames must be one of {', '.join(INVALID_FRAMES)}, got {invalid_frames!r}")
+        self.invalid_frames = invalid_frames
         self.input_dim = dim
         self.num_vars = num_vars
         self.groups = groups
@@ -122,23 +159,61 @@ class GumbelQuantizerBase(nn.Module):
     def _rows(self, x: torch.Tensor):
         """Input ``B×T×C`` (or ``B×C×T``) as rows ``(B·T, C)``, with ``(B, T)``."""
         check_input(x, self.input_dim, self.time_first)
+        if any(p.is_meta for p in self.parameters()):
+            raise InputError(f"{type(self).__name__} was built on the meta device and holds no weights: "
+                             f"call .to_empty(device=...) and then .reset_parameters() first")
         if not self.time_first:
             x = x.transpose(1, 2)
         bsz, tsz, fsz = x.shape
         return x.reshape(-1, fsz), (bsz, tsz)
+
+    def _project(self, rows: torch.Tensor, shape, mark: bool) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """``weight_proj(rows)`` in fp32 or wider, and the mask of valid rows (None: all are).
+
+        Non-finite rows raise (or, with ``mark``, are zeroed before the projection, so that no NaN
+        reaches any gradient, and come back masked). Finite rows whose projection overflows are
+        projected again at norm ``INPUT_NORM_MAX``. ``shape``: ``(B, T)``, to say where a bad frame is.
+        """
+        valid = None
+        if mark:
+            valid = torch.isfinite(rows).all(dim=-1)
+            rows = torch.where(valid.unsqueeze(-1), rows, torch.zeros((), dtype=rows.dtype, device=rows.device))
+        out = project_fp32(self.weight_proj, rows)
+        # The fast path: one reduction and one host decision. The sum of finite values is finite
+        # unless it overflows, which only sends a batch down the (exact) slow path below.
+        if bool(torch.isfinite(out.detach().sum())):
+            return out, valid
+        if valid is None:
+            bad = ~torch.isfinite(rows).all(dim=-1)
+            if bool(bad.any()):
+                raise NonFiniteInputError(_where_nonfinite(bad, shape))
+        overflow = (~torch.isfinite(out).all(dim=-1)).nonzero().squeeze(1)
+        if overflow.numel() == 0:                        # only the sum overflowed: every row is fine
+            return out, valid
+        big = unit_vector(rows.index_select(0, overflow).to(out.dtype)) * INPUT_NORM_MAX[out.dtype]
+        again = project_fp32(self.weight_proj, big)
+        if not bool(torch.isfinite(again).all()):
+            raise NonFiniteInputError(f"the projection of {overflow.numel()} finite frame(s) is NaN or Inf even at "
+                                      f"norm {INPUT_NORM_MAX[out.dtype]:g}: the quantizer's weights hold NaN or Inf "
+                                      f"(a diverged run?), so no code can be chosen")
+        return out.index_copy(0, overflow, again), valid
 
     def _restore(self, z_q: torch.Tensor, shape, dtype: torch.dtype) -> torch.Tensor:
         """Code vectors ``(N, G, d)`` back to the input's layout and dtype, groups concatenated."""
         x = z_q.reshape(*shape, self.vq_dim).to(dtype)
         return x if self.time_first else x.transpose(1, 2)
 
-    def _select(self, logits: torch.Tensor, codes: torch.Tensor, result: dict, shape, produce_targets: bool):
+    def _select(self, logits: torch.Tensor, codes: torch.Tensor, result: dict, shape, produce_targets: bool,
+                valid: Optional[torch.Tensor] = None):
         """Selection stage for ``logits (N, G, V)`` and ``codes (G, V, d)``, filling ``result``.
 
-        Returns ``(z_q (N, G, d), hard_idx (N, G), code_ppl (G,), prob_ppl (G,))``.
+        ``valid (N,)``: rows that have a code (None: all). Invalid rows get the target
+        :data:`INVALID_CODE`, a zero code vector and no gradient, and are left out of the statistics.
+        Returns ``(z_q (N, G, d), hard_idx (N, G), code_ppl (G,), prob_ppl (G,))``; ``hard_idx`` of
+        invalid rows is meaningless.
         """
         hard_idx = logits.argmax(dim=-1)
-        code_ppl, prob_ppl = group_perplexities(logits, hard_idx)
+        code_ppl, prob_ppl = group_perplexities(logits, hard_idx, valid)
         result["code_perplexity"] = code_ppl.sum()
         result["prob_perplexity"] = prob_ppl.sum()
         result["temp"] = self.curr_temp
@@ -146,10 +221,26 @@ class GumbelQuantizerBase(nn.Module):
             one_hot = F.gumbel_softmax(logits, tau=self.curr_temp, hard=self.hard, dim=-1)
         else:
             one_hot = F.one_hot(hard_idx, self.num_vars).to(logits.dtype)
+        if valid is not None:
+            one_hot = one_hot * valid.to(one_hot.dtype)[:, None, None]
         sampled = one_hot.detach().argmax(dim=-1)
+        if valid is not None:
+            sampled = sampled.masked_fill(~valid.unsqueeze(-1), INVALID_CODE)
         if produce_targets:
             result["targets"] = sampled.view(*shape, self.groups)
         if getattr(self, "diagnostics", False):
-            result.update(per_group(selection_stats(logits, sampled if self.training else None)))
+            kept = (logits, sampled) if valid is None else (logits[valid], sampled[valid])
+            result.update(per_group(selection_stats(kept[0], kept[1] if self.training else None)))
         z_q = torch.einsum("ngv,gvd->ngd", one_hot, codes.to(logits.dtype))
         return z_q, hard_idx, code_ppl, prob_ppl
+
+
+def _where_nonfinite(bad: torch.Tensor, shape, listed: int = 5) -> str:
+    """The message for non-finite frames: how many, and the first few as (batch, time)."""
+    tsz = shape[1]
+    rows = bad.nonzero().squeeze(1)[:listed].tolist()
+    where = ", ".join(f"(batch {i // tsz}, time {i % tsz})" for i in rows)
+    more = ", ..." if int(bad.sum()) > listed else ""
+    return (f"quantizer input holds {int(bad.sum())} frame(s) with NaN or Inf values, which have no code: "
+            f"{where}{more}. Find where they come from (the audio, an overflowing layer), or build the "
+            f"quantizer with invalid_frames='mark' to give them the code {INVALID_CODE} and no gradient")

@@ -33,8 +33,9 @@ import torch
 import torch.nn as nn
 
 from ..core.mlr import mlr_logits_from_unit_normals
-from ..core.poincare import check_curvature, distance_to_origin_from_tangent
-from ..core.guards import clamped_norm, compute_dtype
+from ..core.poincare import check_curvature
+from ..core.guards import TANGENT_NORM_MAX, clamped_norm, compute_dtype, safe_norm
+from ..errors import InputError
 from .gumbel_base import GumbelQuantizerBase, parse_temp, project_fp32, tangent_projection  # noqa: F401  (re-exported)
 from .perplexity import code_usage
 
@@ -45,20 +46,20 @@ CLIP_MODES = ("hard", "soft")
 def clip_tangent(v: torch.Tensor, radius: float) -> torch.Tensor:
     """Feature clipping (Guo et al., CVPR 2022): scale ``v`` so that ``‖v‖ ≤ radius``.
 
-    Every vector longer than ``radius`` lands on the same sphere, so the radial coordinate
-    carries no information for those rows.
+    Every vector longer than ``radius`` lands on the same sphere, so the radial coordinate carries
+    no information for those rows. The norm is the overflow-safe one: a plain float32 norm is
+    ``inf`` past ~1.8e19 and would clip such a vector to 0 instead of to its direction.
     """
-    norm = clamped_norm(v)
-    return v * torch.clamp(radius / norm, max=1.0)
+    return v * torch.clamp(radius / safe_norm(v), max=1.0)
 
 
 def soft_clip_tangent(v: torch.Tensor, radius: float) -> torch.Tensor:
     """``‖v‖ -> radius·tanh(‖v‖/radius)``, direction kept: bounded like clipping, but monotonic.
 
-    Short vectors are nearly unchanged and long ones approach the sphere without reaching it,
-    so the radius still orders the rows (what hard clipping loses).
+    Short vectors are nearly unchanged and long ones approach the sphere without reaching it, so
+    the radius still orders the rows (what hard clipping loses).
     """
-    norm = clamped_norm(v)
+    norm = safe_norm(v).clamp_min(torch.finfo(v.dtype).tiny)
     return v * (radius * torch.tanh(norm / radius) / norm)
 
 
@@ -87,7 +88,11 @@ class HyperbolicVectorQuantizer(GumbelQuantizerBase):
             noise (1: the paper's logits). It sets how much the input, rather than the noise
             (std 1.28), decides the code.
         learn_logit_scale: learn the scale (one per group, through its logarithm).
-        r_init: offsets ``r_k`` drawn uniformly from this range (must not be ``(0, 0)``).
+        r_init: offsets ``r_k`` drawn uniformly from this range (finite, must not be ``(0, 0)``).
+        invalid_frames: ``"raise"`` (default): a frame holding NaN or Inf raises
+            :class:`~hypervq_fairseq.errors.NonFiniteInputError`; ``"mark"``: it gets the code
+            ``INVALID_CODE`` (-1) in ``targets``, a zero code vector and no gradient, and is left out
+            of the perplexities.
         diagnostics: add per-group perplexities, code usage, the mean hyperbolic radius and the
             selection statistics of ``quantizers/selection.py`` to the output dict (off by default,
             so the keys match the stock quantizer).
@@ -115,40 +120,61 @@ class HyperbolicVectorQuantizer(GumbelQuantizerBase):
         r_init: Tuple[float, float] = (0.1, 0.5),
         logit_scale: float = 1.0,
         learn_logit_scale: bool = False,
+        invalid_frames: str = "raise",
         diagnostics: bool = False,
     ):
-        super().__init__(dim, num_vars, temp, groups, combine_groups, vq_dim, time_first, hard)
+        super().__init__(dim, num_vars, temp, groups, combine_groups, vq_dim, time_first, hard,
+                         invalid_frames=invalid_frames)
         check_curvature(curvature)
-        if clip_radius is not None and not clip_radius > 0:
-            raise ValueError(f"clip_radius must be > 0 or None, got {clip_radius!r}")
+        if clip_radius is not None and not (isinstance(clip_radius, (int, float)) and 0 < clip_radius < math.inf):
+            raise InputError(f"clip_radius must be a finite number > 0 or None, got {clip_radius!r}")
         if clip_mode not in CLIP_MODES:
-            raise ValueError(f"clip_mode must be one of {', '.join(CLIP_MODES)}, got {clip_mode!r}")
-        if not (math.isfinite(logit_scale) and logit_scale > 0):
-            raise ValueError(f"logit_scale must be a finite number > 0, got {logit_scale!r}")
-        r_init = tuple(float(r) for r in r_init)
-        if len(r_init) != 2 or r_init[0] > r_init[1] or r_init == (0.0, 0.0):
-            raise ValueError(f"r_init must be a range (low, high) with low <= high, other than (0, 0); got {r_init!r}")
+            raise InputError(f"clip_mode must be one of {', '.join(CLIP_MODES)}, got {clip_mode!r}")
+        if not (isinstance(logit_scale, (int, float)) and 0 < logit_scale < math.inf):
+            raise InputError(f"logit_scale must be a finite number > 0, got {logit_scale!r}")
+        try:
+            r_init = tuple(float(r) for r in r_init)
+        except (TypeError, ValueError):
+            r_init = (math.nan,)
+        if len(r_init) != 2 or not all(map(math.isfinite, r_init)) or r_init[0] > r_init[1] or r_init == (0.0, 0.0):
+            raise InputError(f"r_init must be a range (low, high) of finite numbers with low <= high, other than "
+                             f"(0, 0); got {r_init!r}")
         self.clip_radius = clip_radius
         self.clip = clip_tangent if clip_mode == "hard" else soft_clip_tangent
         self.diagnostics = diagnostics
+        self._init = dict(std=std if std > 0 else 1 / math.sqrt(self.var_dim), r_init=r_init,
+                          log_c=math.log(float(curvature)), log_scale=math.log(float(logit_scale)))
 
         self.weight_proj = tangent_projection(dim, vq_dim, weight_proj_depth, weight_proj_factor, activation)
-
         codebooks = 1 if combine_groups else groups
         self.normals = nn.Parameter(torch.empty(codebooks, num_vars, self.var_dim))
-        nn.init.normal_(self.normals, std=std if std > 0 else 1 / math.sqrt(self.var_dim))
-        self.offsets = nn.Parameter(torch.empty(codebooks, num_vars).uniform_(*r_init))
-
-        log_c = torch.tensor(math.log(curvature))
+        self.offsets = nn.Parameter(torch.empty(codebooks, num_vars))
+        log_c = torch.empty(())
         if learn_curvature:
             self.log_curvature = nn.Parameter(log_c)
         else:
             self.register_buffer("log_curvature", log_c)
-        log_scale = torch.full((groups,), math.log(logit_scale))
+        log_scale = torch.empty(groups)
         if learn_logit_scale:
             self.log_logit_scale = nn.Parameter(log_scale)
         else:
-            self.register_buffer("log_logit_scale", log_scale, persistent=False)  # set by the config
+            self.register_buffer("log_logit_scale", log_scale, persistent=False)  # set by the option
+        self._reset_own()
+
+    def _reset_own(self) -> None:
+        with torch.no_grad():
+            nn.init.normal_(self.normals, std=self._init["std"])
+            self.offsets.uniform_(*self._init["r_init"])
+            self.log_curvature.fill_(self._init["log_c"])
+            self.log_logit_scale.fill_(self._init["log_scale"])
+
+    def reset_parameters(self) -> None:
+        """Draw every weight afresh, as at construction (for a module built on ``torch.device("meta")``
+        and then materialised with ``to_empty``)."""
+        for layer in self.weight_proj.modules():
+            if isinstance(layer, nn.Linear):
+                layer.reset_parameters()
+        self._reset_own()
 
     @property
     def curvature(self) -> torch.Tensor:
@@ -170,10 +196,19 @@ class HyperbolicVectorQuantizer(GumbelQuantizerBase):
         z_unit, _, offsets = self._hyperplanes(compute_dtype(self.normals.dtype))
         return offsets.unsqueeze(-1) * z_unit
 
-    def tangent(self, rows: torch.Tensor) -> torch.Tensor:
-        """Tangent vectors ``(N, G, d)`` (float32 or wider, clipped if asked) for input rows ``(N, C)``."""
-        v = project_fp32(self.weight_proj, rows).view(rows.shape[0], self.groups, self.var_dim)
-        return v if self.clip_radius is None else self.clip(v, self.clip_radius)
+    def tangent(self, rows: torch.Tensor, shape=None) -> torch.Tensor:
+        """Tangent vectors ``(N, G, d)`` (float32 or wider, clipped if asked) for input rows ``(N, C)``.
+
+        Raises for NaN/Inf rows, whatever ``invalid_frames`` says (``forward`` is where frames are
+        marked); ``shape``: ``(B, T)`` of the rows, to say where a bad frame is.
+        """
+        return self._tangent(rows, (1, rows.shape[0]) if shape is None else shape, mark=False)[0]
+
+    def _tangent(self, rows: torch.Tensor, shape, mark: bool):
+        """``(v (N, G, d), valid (N,) or None)``: the checked projection (``_project``), clipped if asked."""
+        v, valid = self._project(rows, shape, mark)
+        v = v.view(rows.shape[0], self.groups, self.var_dim)
+        return (v if self.clip_radius is None else self.clip(v, self.clip_radius)), valid
 
     def logits(self, v: torch.Tensor, planes: Optional[Tuple[torch.Tensor, ...]] = None) -> torch.Tensor:
         """MLR logits ``(N, G, V)`` for tangent vectors ``v (N, G, d)`` (float32 or wider).
@@ -192,7 +227,8 @@ class HyperbolicVectorQuantizer(GumbelQuantizerBase):
 
         with torch.autocast(device_type=x.device.type, enabled=False):
             # 2. project to tangent coordinates in fp32, one d-dimensional vector per group
-            v = self.tangent(rows)                                        # (N, G, d)
+            #    (NaN/Inf frames refused or marked invalid; see gumbel_base)
+            v, valid = self._tangent(rows, shape, self.invalid_frames == "mark")   # (N, G, d), (N,) or None
 
             # 3. hyperbolic MLR logits
             planes = self._hyperplanes(v.dtype)                           # ẑ, ‖z‖, r: shared with step 4
@@ -201,20 +237,28 @@ class HyperbolicVectorQuantizer(GumbelQuantizerBase):
             # 4. select (Gumbel straight-through in training, argmax in eval) the code vectors r_k ẑ_k
             z_unit, _, offsets = planes
             z_q, hard_idx, code_ppl, prob_ppl = self._select(
-                logits, offsets.unsqueeze(-1) * z_unit, result, shape, produce_targets)
+                logits, offsets.unsqueeze(-1) * z_unit, result, shape, produce_targets, valid)
 
         if self.diagnostics:
-            result.update(self._diagnostics(v, hard_idx, code_ppl, prob_ppl))
+            result.update(self._diagnostics(v, hard_idx, code_ppl, prob_ppl, valid))
 
         # 5. restore the input's layout and dtype, groups concatenated
         result["x"] = self._restore(z_q, shape, x.dtype)
         return result
 
     @torch.no_grad()
-    def _diagnostics(self, v, hard_idx, code_ppl, prob_ppl) -> dict:
-        counts = code_usage(hard_idx, self.num_vars) * hard_idx.shape[0]
+    def _diagnostics(self, v, hard_idx, code_ppl, prob_ppl, valid=None) -> dict:
+        """Per-group perplexities, code counts and the mean hyperbolic radius of the valid rows
+        (0 for a batch without any: every statistic stays finite)."""
+        v = v.detach()
+        weights = v.new_ones(v.shape[0]) if valid is None else valid.to(v.dtype)
+        rows = weights.sum()
+        counts = code_usage(hard_idx, self.num_vars, valid) * rows
         out = {f"code_perplexity_g{g}": code_ppl[g].detach() for g in range(self.groups)}
         out.update({f"prob_perplexity_g{g}": prob_ppl[g].detach() for g in range(self.groups)})
         out["code_counts"] = counts
-        out["hyperbolic_radius"] = distance_to_origin_from_tangent(v, c=self.curvature).mean()
+        # the geodesic radius 2‖v‖ (core.poincare.distance_to_origin_from_tangent) as the logits read it:
+        # ‖v‖ at most TANGENT_NORM_MAX, so that the statistic stays finite for any finite input
+        radius = 2 * safe_norm(v, keepdim=False).clamp_max(TANGENT_NORM_MAX[v.dtype]).mean(dim=-1)  # (N,)
+        out["hyperbolic_radius"] = (radius * weights).sum() / rows.clamp_min(1)
         return out

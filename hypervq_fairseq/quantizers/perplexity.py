@@ -12,6 +12,8 @@ The ``1e-7`` inside the logarithm is fairseq's own constant, kept for identical 
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 
 from ..core.guards import compute_dtype
@@ -24,21 +26,36 @@ def perplexity_of(probs: torch.Tensor) -> torch.Tensor:
     return torch.exp(-torch.sum(probs * torch.log(probs + _LOG_EPS), dim=-1))
 
 
-def code_usage(indices: torch.Tensor, num_vars: int) -> torch.Tensor:
-    """Fraction of rows that picked each code: ``indices (N, G)`` → ``(G, V)`` float32."""
+def code_usage(indices: torch.Tensor, num_vars: int, valid: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Fraction of rows that picked each code: ``indices (N, G)`` → ``(G, V)`` float32.
+
+    ``valid (N,)``: count only these rows (None: all). No row at all gives zeros, not ``0/0``.
+    """
     groups = indices.shape[-1]
+    flat = indices.reshape(-1, groups)
+    weights = torch.ones_like(flat, dtype=torch.float32)
+    if valid is not None:
+        weights = weights * valid.reshape(-1, 1).to(torch.float32)
+        flat = flat.masked_fill(~valid.reshape(-1, 1), 0)          # any index in range; its weight is 0
     counts = torch.zeros(groups, num_vars, dtype=torch.float32, device=indices.device)
-    counts.scatter_add_(1, indices.reshape(-1, groups).t().long(), torch.ones_like(indices.reshape(-1, groups).t(), dtype=torch.float32))
-    return counts / max(indices.reshape(-1, groups).shape[0], 1)
+    counts.scatter_add_(1, flat.t().long(), weights.t())
+    return counts / weights[:, 0].sum().clamp_min(1)
 
 
-def group_perplexities(logits: torch.Tensor, indices: torch.Tensor):
+def group_perplexities(logits: torch.Tensor, indices: torch.Tensor, valid: Optional[torch.Tensor] = None):
     """Per-group code and prob perplexities from ``logits (N, G, V)`` and hard ``indices (N, G)``.
 
     Returns ``(code_perplexity (G,), prob_perplexity (G,))``; the first carries no gradient and is
-    float32, the second is float32 (float64 for float64 logits).
+    float32, the second is float32 (float64 for float64 logits). ``valid (N,)``: rows to count
+    (None: all). With no row to count both are 1 per group (the perplexity of an all-zero
+    average), finite, and the second still carries a (zero) gradient.
     """
     with torch.no_grad():
-        code_ppl = perplexity_of(code_usage(indices, logits.shape[-1]))
-    avg_probs = torch.softmax(logits.to(compute_dtype(logits.dtype)), dim=-1).mean(dim=0)
+        code_ppl = perplexity_of(code_usage(indices, logits.shape[-1], valid))
+    probs = torch.softmax(logits.to(compute_dtype(logits.dtype)), dim=-1)
+    if valid is None:
+        avg_probs = probs.mean(dim=0) if probs.shape[0] else probs.sum(dim=0)   # empty batch: zeros, not 0/0
+    else:
+        weights = valid.to(probs.dtype)
+        avg_probs = (probs * weights[:, None, None]).sum(dim=0) / weights.sum().clamp_min(1)
     return code_ppl, perplexity_of(avg_probs)

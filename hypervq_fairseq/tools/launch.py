@@ -23,7 +23,10 @@ torchrun or srun line for fairseq's distributed initialisation:
 - Slurm: one task per GPU under ``srun``; fairseq reads the SLURM_* variables and rendezvous on
   the first node at ``distributed_training.distributed_port``.
 
-Everything after ``--`` is passed to fairseq-hydra-train as Hydra overrides.
+Everything after ``--`` is passed to fairseq-hydra-train as Hydra overrides. Every number is
+checked when the command line is read (``--gpus 0`` or ``--master-port 70000`` stop there, with
+the allowed range); an impossible combination (a GPU count that cannot emulate the target, a node
+rank beyond ``--nnodes``) exits with status 2 and one line saying why.
 """
 from __future__ import annotations
 
@@ -34,6 +37,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ..cli import add_debug_flag, int_at_least, port, run
 from ..errors import InputError
 
 PAPER_GPUS = 64
@@ -148,20 +152,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="hypervq (config hypervq_w2v2) or gumbel (gumbel_w2v2, the stock baseline)")
     p.add_argument("--config-name", default=None, help="another Hydra config name (overrides --quantizer)")
     p.add_argument("--config-dir", default=None, help="folder holding --config-name (default: the installed configs)")
-    p.add_argument("--gpus", type=int, default=1, help="GPUs per node (default 1)")
-    p.add_argument("--nnodes", type=int, default=1, help="number of nodes (default 1)")
-    p.add_argument("--node-rank", type=int, default=0, help="rank of this node, torchrun only (default 0)")
+    p.add_argument("--gpus", type=int_at_least(1, "GPUs per node"), default=1, help="GPUs per node (default 1)")
+    p.add_argument("--nnodes", type=int_at_least(1, "number of nodes"), default=1, help="number of nodes (default 1)")
+    p.add_argument("--node-rank", type=int_at_least(0, "0 is the first node"), default=0,
+                   help="rank of this node, torchrun only (default 0)")
     p.add_argument("--master-addr", default=None, help="address of node 0, torchrun only")
-    p.add_argument("--master-port", type=int, default=29500,
+    p.add_argument("--master-port", type=port(), default=29500,
                    help="rendezvous port (torchrun --master-port; Slurm: distributed_training.distributed_port)")
     p.add_argument("--slurm", action="store_true", help="launch through srun, one task per GPU")
-    p.add_argument("--cpus-per-task", type=int, default=8, help="srun --cpus-per-task (default 8)")
-    p.add_argument("--target-gpus", type=int, default=PAPER_GPUS, help="GPU count to emulate (paper: 64)")
-    p.add_argument("--update-freq", type=int, default=None, help="set the accumulation factor yourself")
+    p.add_argument("--cpus-per-task", type=int_at_least(1, "CPUs per GPU task"), default=8,
+                   help="srun --cpus-per-task (default 8)")
+    p.add_argument("--target-gpus", type=int_at_least(1, "GPU count to emulate"), default=PAPER_GPUS,
+                   help="GPU count to emulate (paper: 64)")
+    p.add_argument("--update-freq", type=int_at_least(1, "micro-batches summed per update"), default=None,
+                   help="set the accumulation factor yourself")
     p.add_argument("--no-tensorboard", dest="tensorboard", action="store_false",
                    help="do not log to SAVE_DIR/tb")
     p.add_argument("--cpu", action="store_true", help="train on CPU in one process (tests, the demo)")
     p.add_argument("--dry-run", action="store_true", help="print the command and exit")
+    add_debug_flag(p)
     p.add_argument("overrides", nargs="*", help="Hydra overrides for fairseq-hydra-train (after --)")
     return p
 
@@ -178,8 +187,14 @@ def main(argv=None) -> int:
     print(shlex.join(cmd), flush=True)
     if args.dry_run:
         return 0
-    Path(args.save_dir).mkdir(parents=True, exist_ok=True)
-    return subprocess.call(cmd)
+
+    def work():
+        from ..files import check_writable_folder
+
+        Path(check_writable_folder(args.save_dir, what="--save-dir")).mkdir(parents=True, exist_ok=True)
+        return subprocess.call(cmd)
+
+    return run("hypervq-pretrain", work, args, interrupted="interrupted; rerun the same command to resume")
 
 
 if __name__ == "__main__":
