@@ -31,7 +31,8 @@ def selection_stats(logits: torch.Tensor, sampled: Optional[torch.Tensor] = None
     ``sampled=None`` means the argmax itself was used (eval): ``sample_is_argmax`` is 1. An empty
     batch gives NaN-free zeros for the gap and spread and 1 for the agreement.
     """
-    logits = logits.detach().float()
+    logits = logits.detach()
+    logits = logits if logits.dtype == torch.float64 else logits.float()  # float64 logits of huge inputs stay finite
     n, groups, _ = logits.shape
     if n == 0:
         zeros = logits.new_zeros(groups)

@@ -46,6 +46,7 @@ import threading
 import time
 from pathlib import Path
 
+from ..cli import int_at_least, positive_float
 from ..eval.logs import read_json_records
 from ..files import atomic_write_json, atomic_write_text
 
@@ -168,10 +169,13 @@ def build_parser() -> argparse.ArgumentParser:
                                        "  hypervq-demo --sequential --threads 2\n",
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--workdir", default="runs/demo", help="where corpus, manifests, runs and results go")
-    p.add_argument("--updates", type=int, default=None, help="updates per run (default: the demo configs' value)")
-    p.add_argument("--max-minutes", type=float, default=None, help="limit the corpus to this much audio")
+    p.add_argument("--updates", type=int_at_least(1, "updates per run"), default=None,
+                   help="updates per run (default: the demo configs' value)")
+    p.add_argument("--max-minutes", type=positive_float("minutes of audio"), default=None,
+                   help="limit the corpus to this much audio")
     p.add_argument("--sequential", action="store_true", help="train one quantizer after the other")
-    p.add_argument("--threads", type=int, default=1, help="torch threads per training process (default 1)")
+    p.add_argument("--threads", type=int_at_least(1, "torch threads"), default=1,
+                   help="torch threads per training process (default 1)")
     p.add_argument("overrides", nargs="*", help="extra Hydra overrides for both runs (after --)")
     return p
 

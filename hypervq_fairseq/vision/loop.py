@@ -30,16 +30,20 @@ from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_sta
 StepFn = Callable[[int, tuple], Dict[str, Any]]
 
 
-def make_writer(out: str):
-    """A TensorBoard writer on ``out/tb`` (the folder is created on the first event)."""
+def make_writer(out: str, filename_suffix: str = ""):
+    """A TensorBoard writer on ``out/tb`` (the folder is created on the first event).
+
+    tensorboardX names event files by the second and the host: two writers opened within one
+    second need different suffixes, or the second overwrites the first's file.
+    """
     from tensorboardX import SummaryWriter
 
-    return SummaryWriter(os.path.join(out, "tb"))
+    return SummaryWriter(os.path.join(out, "tb"), filename_suffix=filename_suffix)
 
 
 def log_scalars(out: str, prefix: str, scalars: Dict[str, float], step: int) -> None:
     """Add ``PREFIX/KEY`` scalars to ``out/tb`` outside a training loop (test metrics, scores)."""
-    writer = make_writer(out)
+    writer = make_writer(out, filename_suffix=f".{prefix}")  # never the training writer's file name
     for key, value in scalars.items():
         writer.add_scalar(f"{prefix}/{key}", value, step)
     writer.close()

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from ...quantizers import HyperbolicVectorQuantizer
 from ...quantizers.perplexity import group_perplexities
+from ...quantizers.selection import selection_stats
 from .base import VQOutput, VisionQuantizer, from_rows, to_rows
 
 
@@ -54,5 +55,7 @@ class HyperEmbMatVQ(VisionQuantizer):
             one_hot = F.one_hot(hard_idx, self.num_codes).to(logits.dtype)
         z_q = one_hot[:, 0] @ self.embedding.to(logits.dtype)
         b, _, h, w = z_e.shape
-        idx = one_hot[:, 0].argmax(-1).view(b, h, w)
-        return VQOutput(from_rows(z_q.to(z_e.dtype), z_e.shape), z_e.new_zeros(()), idx, code_ppl[0].detach())
+        sampled = one_hot.detach().argmax(-1)                                   # (N, 1)
+        idx = sampled[:, 0].view(b, h, w)
+        selection = {k: v.mean() for k, v in selection_stats(logits, sampled if self.training else None).items()}
+        return VQOutput(from_rows(z_q.to(z_e.dtype), z_e.shape), z_e.new_zeros(()), idx, code_ppl[0].detach(), selection)
