@@ -94,7 +94,32 @@ def build_data(out: Path) -> Path:
         for role in ("dev", "test"):  # flat names beside train.tsv: fairseq validates on valid.tsv = dev
             (manifests / f"{role}.tsv").write_text((manifests / role / "valid.tsv").read_text())
         (manifests / "valid.tsv").write_text((manifests / "dev.tsv").read_text())
+    build_phone_sets(data, manifests)
     return manifests
+
+
+# Phone-labelled sets for PNMI and ABX: dev = two synthetic voices; test = the held-out English
+# speaker (real speech, force-aligned) and a third synthetic voice.
+UNIT_SETS = {"dev": ["units_dev"], "test": ["units_test_en", "units_test_awb"]}
+
+
+def build_phone_sets(data: Path, manifests: Path) -> None:
+    from hypervq_fairseq.data.alignment.align import align_split
+    from hypervq_fairseq.data.alignment.synthetic import synthesize_aligned
+    from hypervq_fairseq.data.labels import write_labels
+
+    if not (data / "units_dev" / "valid.phn").exists():
+        synthesize_aligned(data / "units_dev", voices=("slt", "rms"), per_voice=60, progress=False)
+    if not (data / "units_test_awb" / "valid.phn").exists():
+        synthesize_aligned(data / "units_test_awb", voices=("awb",), per_voice=60, progress=False)
+    en = data / "units_test_en"
+    if not (en / "valid.phn").exists():
+        en.mkdir(parents=True, exist_ok=True)
+        (en / "valid.tsv").write_text((manifests / "test" / "valid.tsv").read_text())
+        write_labels(en, ("valid",), dict_split="valid")
+        report = align_split(en, "valid", progress=False)  # the English voice only: the es prompts are not verbatim
+        log(f"aligned {report.aligned} of the held-out speaker's English utterances ({sum(report.missing_words.values())} "
+            f"words missing from the dictionary; the Spanish ones are not verbatim and stay unaligned)")
 
 
 # ----------------------------------------------------------------------------- training
@@ -188,16 +213,37 @@ def selection(ckpt: Path, manifest: Path) -> Dict[str, float]:
     return {k: stats[k] for k in ("sample_is_argmax", "logit_gap", "logit_std")}
 
 
+def units(ckpt: Path, data: Path, role: str) -> Dict[str, float]:
+    """PNMI and within-speaker ABX on each phone-labelled set of ``role`` (their mean), across-speaker ABX on dev."""
+    from hypervq_fairseq.eval.unit_eval import evaluate_units
+
+    per_set = []
+    for name in UNIT_SETS[role]:
+        r = evaluate_units([ckpt], data / name, "valid", names=["q"], seed=0, progress=False)["systems"]["q"]
+        per_set.append(r)
+    out = {"pnmi": sum(r["pnmi"] for r in per_set) / len(per_set),
+           "abx_within": 100 * sum(r["abx_within"] for r in per_set) / len(per_set)}
+    across = [r["abx_across"] for r in per_set if r.get("abx_across") is not None]
+    if across:
+        out["abx_across"] = 100 * sum(across) / len(across)
+    for set_name, r in zip(UNIT_SETS[role], per_set):
+        out[f"pnmi_{set_name}"] = r["pnmi"]
+    return out
+
+
 def evaluate(out: Path, manifests: Path, name: str, seed: int, role: str) -> dict:
     """Every figure of one run on the ``role`` voices (dev or test), cached in the run folder."""
     work = run_dir(out, name, seed)
     cache = work / f"eval_{role}.json"
-    if cache.exists():
-        return json.loads(cache.read_text())
+    result = json.loads(cache.read_text()) if cache.exists() else {}
     ckpt = work / "ckpt" / "checkpoint_last.pt"
     manifest = manifests / f"{role}.tsv"
-    result = {**contrastive(ckpt, role), **code_use(ckpt, manifest), **selection(ckpt, manifest)}
-    cache.write_text(json.dumps(result, indent=1) + "\n")
+    if "loss_bits" not in result:
+        result.update({**contrastive(ckpt, role), **code_use(ckpt, manifest), **selection(ckpt, manifest)})
+        cache.write_text(json.dumps(result, indent=1) + "\n")
+    if "pnmi" not in result:
+        result.update(units(ckpt, out / "data", role))
+        cache.write_text(json.dumps(result, indent=1) + "\n")
     return result
 
 
@@ -284,6 +330,40 @@ def table(results: Dict[str, Dict[int, dict]], metrics, reference: str = "gumbel
     return "\n".join(lines)
 
 
+TARGETS = ("loss_bits", "pnmi", "abx_within", "code_perplexity", "sample_is_argmax")
+
+
+def rank_candidates(results: Dict[str, Dict[int, dict]], reference: str = "gumbel"):
+    """Candidates by their worst standardized difference from ``reference`` over the targets, best first.
+
+    For each target: (mean of candidate - mean of reference) / pooled standard deviation, sign
+    flipped where lower is better. The default is the candidate whose worst value is largest.
+    """
+    ranking = []
+    ref = results.get(reference, {})
+    for name, runs in results.items():
+        if name == reference or len(runs) < 2 or len(ref) < 2:
+            continue
+        z = {}
+        for m in TARGETS:
+            a = [r[m] for r in runs.values() if m in r]
+            b = [r[m] for r in ref.values() if m in r]
+            if len(a) < 2 or len(b) < 2:
+                continue
+            ma, mb = sum(a) / len(a), sum(b) / len(b)
+            pooled = math.sqrt(((len(a) - 1) * _var(a) + (len(b) - 1) * _var(b)) / (len(a) + len(b) - 2)) or 1e-12
+            sign = 1 if METRICS[m][1] == "higher" else -1
+            z[m] = sign * (ma - mb) / pooled
+        if z:
+            ranking.append((name, min(z.values()), z))
+    return sorted(ranking, key=lambda t: -t[1])
+
+
+def _var(values: List[float]) -> float:
+    m = sum(values) / len(values)
+    return sum((v - m) ** 2 for v in values) / (len(values) - 1)
+
+
 def machine() -> dict:
     def git(*args):
         try:
@@ -328,6 +408,16 @@ def main(argv=None) -> int:
                                                 f"command: `{info['command']}`\n")
                 log(f"{role} table -> {out / (role + '.md')}")
                 print(text)
+                if role == "dev":
+                    ranking = rank_candidates(results)
+                    lines = ["", "Dev ranking (worst standardized difference from gumbel over "
+                                 f"{', '.join(TARGETS)}; the default is the first):", ""]
+                    lines += [f"{i + 1}. {name}: worst {worst:+.2f} (" +
+                              ", ".join(f"{m} {v:+.2f}" for m, v in z.items()) + ")"
+                              for i, (name, worst, z) in enumerate(ranking)]
+                    with open(out / "dev.md", "a") as f:
+                        f.write("\n".join(lines) + "\n")
+                    print("\n".join(lines))
     return 0
 
 
