@@ -174,7 +174,7 @@ TINY_MODEL = dict(_name="hypervq_wav2vec2", quantize_targets=True, quantizer_typ
     (dict(latent_groups=3), r"model\.latent_groups=3 does not divide the quantizer width model\.final_dim=32"),
     (dict(latent_vars=1), r"model\.latent_vars=1: a quantizer needs at least 2 codes"),
     (dict(quantizer_type="gumbel", latent_groups=3), r"model\.latent_groups=3 does not divide"),
-    (dict(quantizer_type="gumbel", latent_temp=[-2.0, 0.5, 0.995]), r"model\.latent_temp=\[-2\.0, 0\.5, 0\.995\]: .*0 < min <= max"),
+    (dict(quantizer_type="gumbel", latent_temp=[-2.0, 0.5, 0.995]), r"model\.latent_temp=\[-2\.0, 0\.5, 0\.995\]: .*0 < min_temp <= max_temp"),
     (dict(latent_temp=[2.0, 0.5, 1.5]), r"model\.latent_temp=.*0 < decay <= 1"),
     (dict(hyperbolic_r_init=[float("nan"), 1.0]), r"model\.hyperbolic_r_init=.*expected 2 finite numbers"),
     (dict(final_dim=0, encoder_embed_dim=0), r"the quantizer needs a width >= 1"),

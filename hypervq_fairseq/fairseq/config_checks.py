@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from ..errors import ConfigError
+from ..errors import ConfigError, InputError
 
 
 def _get(cfg: Any, key: str, default=None):
@@ -109,10 +109,14 @@ def _numbers(value, key: str, count: int) -> tuple:
 
 
 def _check_temp(value) -> None:
-    max_temp, min_temp, decay = _numbers(value, "latent_temp", 3)
-    if not (0 < min_temp <= max_temp and 0 < decay <= 1):
-        raise ConfigError(f"model.latent_temp={list(value) if not isinstance(value, str) else value}: the Gumbel "
-                          f"temperature schedule (max, min, decay) needs 0 < min <= max and 0 < decay <= 1")
+    """The quantizers' own rule (``parse_temp``), reported under the config key."""
+    from ..quantizers.gumbel_base import parse_temp
+
+    try:
+        parse_temp(value)
+    except InputError as e:
+        shown = list(value) if not isinstance(value, str) else value
+        raise ConfigError(f"model.latent_temp={shown}: the Gumbel temperature schedule: {e}") from None
 
 
 def _check_r_init(value) -> None:
