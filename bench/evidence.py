@@ -42,15 +42,19 @@ DEMO_CONFIGS = REPO / "configs" / "demo"
 # "gumbel" is the stock quantizer (configs/demo/gumbel_demo.yaml).
 CANDIDATES: Dict[str, List[str]] = {
     "gumbel": [],
-    "paper": ["++model.hyperbolic_clip_radius=null"],
-    "clip2": ["++model.hyperbolic_clip_radius=2.0"],
-    "softclip2": ["++model.hyperbolic_clip_radius=2.0", "++model.hyperbolic_clip_mode=soft"],
-    "scale_learned": ["++model.hyperbolic_clip_radius=null", "++model.hyperbolic_learn_logit_scale=true"],
-    "r_small": ["++model.hyperbolic_clip_radius=null", "++model.hyperbolic_r_init=[-0.05,0.05]"],
-    "softclip2_scale": ["++model.hyperbolic_clip_radius=2.0", "++model.hyperbolic_clip_mode=soft",
-                        "++model.hyperbolic_learn_logit_scale=true"],
-    "r_small_scale": ["++model.hyperbolic_clip_radius=null", "++model.hyperbolic_r_init=[-0.05,0.05]",
+    "hypervq": [],  # the shipped defaults (configs/demo/hypervq_demo.yaml as it is)
+    "paper": ["++model.hyperbolic_clip_radius=null", "++model.hyperbolic_logit_scale=1.0"],
+    "clip2": ["++model.hyperbolic_clip_radius=2.0", "++model.hyperbolic_logit_scale=1.0"],
+    "softclip2": ["++model.hyperbolic_clip_radius=2.0", "++model.hyperbolic_clip_mode=soft",
+                  "++model.hyperbolic_logit_scale=1.0"],
+    "scale_learned": ["++model.hyperbolic_clip_radius=null", "++model.hyperbolic_logit_scale=1.0",
                       "++model.hyperbolic_learn_logit_scale=true"],
+    "r_small": ["++model.hyperbolic_clip_radius=null", "++model.hyperbolic_logit_scale=1.0",
+                "++model.hyperbolic_r_init=[-0.05,0.05]"],
+    "softclip2_scale": ["++model.hyperbolic_clip_radius=2.0", "++model.hyperbolic_clip_mode=soft",
+                        "++model.hyperbolic_logit_scale=1.0", "++model.hyperbolic_learn_logit_scale=true"],
+    "r_small_scale": ["++model.hyperbolic_clip_radius=null", "++model.hyperbolic_logit_scale=1.0",
+                      "++model.hyperbolic_r_init=[-0.05,0.05]", "++model.hyperbolic_learn_logit_scale=true"],
     "paper_x4": ["++model.hyperbolic_clip_radius=null", "++model.hyperbolic_logit_scale=4.0"],
     "softclip2_x4": ["++model.hyperbolic_clip_radius=2.0", "++model.hyperbolic_clip_mode=soft",
                      "++model.hyperbolic_logit_scale=4.0"],
@@ -58,8 +62,12 @@ CANDIDATES: Dict[str, List[str]] = {
                       "++model.hyperbolic_logit_scale=4.0", "++model.hyperbolic_learn_logit_scale=true"],
     "softclip1_x8": ["++model.hyperbolic_clip_radius=1.0", "++model.hyperbolic_clip_mode=soft",
                      "++model.hyperbolic_logit_scale=8.0"],
+    "softclip2_x2": ["++model.hyperbolic_clip_radius=2.0", "++model.hyperbolic_clip_mode=soft",
+                     "++model.hyperbolic_logit_scale=2.0"],
+    "clip2_x2": ["++model.hyperbolic_clip_radius=2.0", "++model.hyperbolic_logit_scale=2.0"],
 }
 
+TEST_SYSTEMS = ("hypervq", "gumbel")  # the shipped defaults against the stock quantizer
 TRAIN_VOICES = ("fr", "ru")
 DEV_VOICES = ("it",)
 TEST_VOICES = ("en", "es")  # one speaker: the English prompts and her Spanish ones
@@ -395,7 +403,14 @@ def main(argv=None) -> int:
                 train(out, manifests, name, seed, args.updates, args.threads)
                 log(f"evaluate {name} seed {seed} on dev")
                 evaluate(out, manifests, name, seed, "dev")
-    if args.stage in ("report", "all", "sweep"):
+    if args.stage in ("test", "all"):
+        for seed in args.seeds:
+            for name in TEST_SYSTEMS:
+                log(f"train {name} seed {seed}")
+                train(out, manifests, name, seed, args.updates, args.threads)
+                log(f"evaluate {name} seed {seed} on test")
+                evaluate(out, manifests, name, seed, "test")
+    if args.stage in ("report", "all", "sweep", "test"):
         for role in ("dev", "test"):
             results = {name: {seed: json.loads((run_dir(out, name, seed) / f"eval_{role}.json").read_text())
                               for seed in args.seeds if (run_dir(out, name, seed) / f"eval_{role}.json").exists()}

@@ -124,7 +124,7 @@ def test_perplexities_on_hand_built_example():
     With c = 1 and r = 0 the logit is 2·asinh(sinh(2n)·cos∠(v, z_k)) = 4n·cos∠ ∈ {ln2, −ln2, 0},
     so each frame's softmax has the closed forms (4, 1, 2)/7, (1, 4, 2)/7 or (1, 1, 2)/4.
     """
-    q = make(dim=4, num_vars=3, groups=2, vq_dim=4, diagnostics=True).double().eval()
+    q = make(dim=4, num_vars=3, groups=2, vq_dim=4, diagnostics=True, clip_radius=None, logit_scale=1.0).double().eval()  # the paper's logits
     with torch.no_grad():
         q.weight_proj.weight.copy_(torch.eye(4))
         q.weight_proj.bias.zero_()

@@ -62,15 +62,15 @@ class HyperVQWav2Vec2Config(Wav2Vec2Config):
         default=False, metadata={"help": "learn log(c) with the other parameters"}
     )
     hyperbolic_clip_radius: Optional[float] = field(
-        default=None,
-        metadata={"help": "feature clipping: bound on the tangent norm before exp_0 (null: no clipping)"},
+        default=2.0,
+        metadata={"help": "feature clipping: bound on the tangent norm before exp_0 (null: no clipping, the paper)"},
     )
     hyperbolic_clip_mode: CLIP_CHOICES = field(
         default="hard",
         metadata={"help": "hard: rows beyond the clip radius land on it; soft: radius*tanh(|v|/radius), order kept"},
     )
     hyperbolic_logit_scale: float = field(
-        default=1.0, metadata={"help": "the MLR logits are multiplied by this before the Gumbel softmax (1: the paper's)"}
+        default=2.0, metadata={"help": "the MLR logits are multiplied by this before the Gumbel softmax (1: the paper's)"}
     )
     hyperbolic_learn_logit_scale: bool = field(
         default=False, metadata={"help": "learn the logit scale (one per group)"}
