@@ -27,10 +27,8 @@ conv stack learn at full rate (feature_grad_mult 1), uses 10 negatives, short ma
 and a fast temperature decay (2 -> 0.5 in ~140 updates); then both quantizers leave chance
 within the first hundred updates. (Tuning runs here: with the feature penalty both sat at chance
 for 100+ updates; with diversity 0.02 instead of 0.1 they learned faster but HyperVQ's code
-perplexity collapsed to ~7 of 64.) HyperVQ clips its tangent vectors to norm 2 (feature clipping,
-Guo et al. 2022): unclipped, points far from the origin are ranked mostly by ‖z_k‖ on the
-positive side of each hyperplane, and fewer codes win (validation code perplexity 18 of 64
-unclipped, 33 at radius 2, 23 at radius 3 in a sweep here; BENCHMARKS.md).
+perplexity collapsed to ~7 of 64.) HyperVQ runs with the quantizer's defaults (feature clipping at
+radius 2, logit scale 2), chosen on held-out voices, not on this demo's data: docs/evidence.md.
 """
 from __future__ import annotations
 
