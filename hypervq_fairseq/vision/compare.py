@@ -77,7 +77,8 @@ def run_compare(args, base_cfg: VQVAEConfig, quantizer_settings: dict, train_ds,
 
 def settings(args) -> dict:
     keys = ["dataset", "subset", "test_subset", "num_codes", "embedding_dim", "hidden", "steps", "probe_steps",
-            "batch_size", "lr", "dis_steps", "dis_codes", "dis_dim", "dis_samples", "seed", "clip_radius", "temp"]
+            "batch_size", "lr", "dis_steps", "dis_codes", "dis_dim", "dis_samples", "seed", "clip_radius", "clip_mode",
+            "logit_scale", "temp"]
     return {k: getattr(args, k) for k in keys}
 
 
@@ -121,7 +122,8 @@ def results_table(rows: dict, args, minutes: float) -> str:
         f"Fashion-MNIST side-by-side: K={s['num_codes']}, D={s['embedding_dim']}, hidden={s['hidden']}, "
         f"{s['subset'] or 'all'} train / {s['test_subset'] or 'all'} test images, {s['steps']} VQ-VAE steps, "
         f"{s['probe_steps']} probe steps, batch {s['batch_size']}, seed {s['seed']}, Gumbel temperature {s['temp']}, "
-        f"HyperVQ/HyperEmbMatVQ clip radius {s['clip_radius'] or 'off'}; disentanglement: "
+        f"HyperVQ/HyperEmbMatVQ clip radius {s['clip_radius'] or 'off'} ({s['clip_mode']}), logit scale "
+        f"{s['logit_scale']}; disentanglement: "
         f"D={s['dis_dim']}, K={s['dis_codes']}, {s['dis_steps']} steps, {s['dis_samples']} samples. "
         f"Wall time of this invocation: {minutes:.1f} min.",
         "",
