@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import hashlib
 import json
 import os
 import re
@@ -52,6 +53,10 @@ METADATA = "demo_corpus.json"
 REAL_SPEAKER_BASE = 9001
 SYNTHETIC_SPEAKER_BASE = 9101
 CHAPTER_BASE = 100
+# The speech-recognition demo's split (build_asr_corpus): changing the salt changes which prompts are held apart.
+ASR_SPLIT_SALT = "hypervq-asr-split-1"
+ASR_SUBSETS = {"train": "train-asr", "dev": "dev-asr", "test": "test-asr"}
+ASR_METADATA = "asr_corpus.json"
 
 # Used only when no prompt list is installed: plain sentences for the synthetic voices.
 FALLBACK_SENTENCES = (
@@ -222,20 +227,26 @@ def _select(candidates: list, max_utterances, max_seconds_total) -> list:
 
 def _write_tree(tmp_root: Path, chosen: list, train_subset: str, valid_subset: str, valid_every: int, progress: bool):
     """Write FLAC files and per-chapter transcripts; return per-subset counts."""
-    from tqdm import tqdm
-
-    counters, stats, transcripts = {}, {train_subset: [0, 0.0], valid_subset: [0, 0.0]}, {}
     per_speaker = {}
     for utt in chosen:
         per_speaker[utt.speaker] = per_speaker.get(utt.speaker, 0) + 1
-    seen_per_speaker = {}
-    for utt in tqdm(chosen, desc="demo corpus", unit="utt", disable=not progress):
+    seen_per_speaker, assigned = {}, []
+    for utt in chosen:
         k = seen_per_speaker.get(utt.speaker, 0)
         seen_per_speaker[utt.speaker] = k + 1
         n = per_speaker[utt.speaker]
         # every valid_every-th clip of a speaker; a speaker with fewer clips gives its last one
         to_valid = valid_every and ((k + 1) % valid_every == 0 or (2 <= n < valid_every and k == n - 1))
-        subset = valid_subset if to_valid else train_subset
+        assigned.append((valid_subset if to_valid else train_subset, utt))
+    return _write_clips(tmp_root, assigned, (train_subset, valid_subset), progress)
+
+
+def _write_clips(tmp_root: Path, assigned: list, subset_names, progress: bool):
+    """Write (subset, utterance) pairs as FLAC files and per-chapter transcripts; return per-subset counts."""
+    from tqdm import tqdm
+
+    counters, stats, transcripts = {}, {name: [0, 0.0] for name in subset_names}, {}
+    for subset, utt in tqdm(assigned, desc="demo corpus", unit="utt", disable=not progress):
         if utt.source.startswith("flite:"):
             audio = synthesize_flite(utt.source.split(":", 1)[1], utt.text)
         else:
@@ -340,6 +351,119 @@ def build_demo_corpus(
                           "Transcripts of non-English voices are the English source text of each prompt, "
                           "not verbatim transcripts."))
         (tmp_root / METADATA).write_text(json.dumps(meta, indent=1) + "\n")
+        if root.exists():
+            shutil.rmtree(root)
+        os.replace(tmp_root, root)
+    except BaseException:
+        shutil.rmtree(tmp_root, ignore_errors=True)
+        raise
+    return DemoCorpus(root, subsets, speakers)
+
+
+def held_apart_split(text: str, test_percent: int = 10, dev_percent: int = 10) -> str:
+    """``"test"``, ``"dev"`` or ``"train"`` for one transcript, fixed by a hash of its words.
+
+    The key is the normalized transcript (not the file name), so prompts that say the same words
+    always land together: no test sentence is ever spoken, by the real voice or by flite, in
+    training. Bucket = first 8 bytes of SHA-256("ASR_SPLIT_SALT:TEXT") mod 100; buckets below
+    ``test_percent`` are test, the next ``dev_percent`` are dev. Independent of machine, order and
+    Python's hash seed.
+    """
+    if not (0 <= test_percent and 0 <= dev_percent and test_percent + dev_percent <= 100):
+        raise InputError(f"test_percent + dev_percent must lie in 0..100, got {test_percent} + {dev_percent}")
+    key = f"{ASR_SPLIT_SALT}:{normalize_text(text)}".encode("utf-8")
+    bucket = int.from_bytes(hashlib.sha256(key).digest()[:8], "big") % 100
+    if bucket < test_percent:
+        return "test"
+    return "dev" if bucket < test_percent + dev_percent else "train"
+
+
+def build_asr_corpus(
+    root,
+    *,
+    flite_voices: tuple = FLITE_VOICES,
+    test_percent: int = 10,
+    dev_percent: int = 10,
+    min_seconds: float = 0.5,
+    max_seconds: float = 16.0,
+    max_utterances: int | None = None,
+    sounds_dir=None,
+    force: bool = False,
+    progress: bool = False,
+) -> DemoCorpus:
+    """The speech-recognition demo's corpus: the English voice's prompts split by :func:`held_apart_split`.
+
+    ``test-asr`` / ``dev-asr``: the real English voice (en_US_f_Allison) speaking the held-apart
+    test / dev prompts, verbatim transcripts. ``train-asr``: the same voice's other prompts, plus
+    each training transcript (and :data:`FALLBACK_SENTENCES`) spoken by every voice in
+    ``flite_voices`` (speakers 9101, ...). Only training transcripts are ever synthesized, so
+    pretraining and fine-tuning on ``train-asr`` never hear a dev or test sentence.
+    max_utterances: cap per subset (tests); the cap keeps a round-robin prefix over speakers.
+    ``asr_corpus.json`` lists the prompts of each subset.
+    """
+    root = Path(root)
+    sounds = Path(sounds_dir) if sounds_dir is not None else ASTERISK_SOUNDS
+    unknown = sorted(set(flite_voices) - set(FLITE_VOICES))
+    if unknown:
+        raise InputError(f"flite voices must be among {', '.join(FLITE_VOICES)} (16 kHz), got {', '.join(unknown)}")
+    params = dict(flite_voices=list(flite_voices), test_percent=test_percent, dev_percent=dev_percent,
+                  min_seconds=min_seconds, max_seconds=max_seconds, max_utterances=max_utterances,
+                  salt=ASR_SPLIT_SALT, sounds_dir=str(sounds))
+    meta_path = root / ASR_METADATA
+    if meta_path.exists() and not force:
+        meta = json.loads(meta_path.read_text())
+        if meta.get("params") == params:
+            return DemoCorpus(root, meta["subsets"], meta["speakers"], reused=True)
+    if max_utterances is not None and max_utterances < 1:
+        raise InputError(f"max_utterances must be >= 1, got {max_utterances}")
+    held_apart_split("", test_percent, dev_percent)  # checks the percentages
+
+    texts = load_prompt_texts()
+    folders = [f for f in find_voice_folders(sounds) if f.name.split("_")[0] == "en"]
+    if not folders:
+        raise ManifestError(f"no English Asterisk G.722 voice under {sounds} (Debian package asterisk-core-sounds-en-g722)")
+    folder = folders[0]
+    speakers = {str(REAL_SPEAKER_BASE): f"Asterisk prompts, voice {folder.name} (real speech, CC-BY-SA)"}
+    real = {"train": [], "dev": [], "test": []}
+    prompts = {"train": [], "dev": [], "test": []}
+    for utt in _real_candidates(folder, REAL_SPEAKER_BASE, texts, min_seconds, max_seconds):
+        split = held_apart_split(utt.text, test_percent, dev_percent)
+        real[split].append(utt)
+        prompts[split].append(Path(utt.source).relative_to(folder).with_suffix("").as_posix())
+
+    # flite speaks every distinct training transcript (prompt list + fallback sentences), in each voice
+    spoken = [normalize_text(v) for _, v in sorted(texts.items()) if _is_speech(v)]
+    spoken += [normalize_text(t) for t in FALLBACK_SENTENCES]
+    max_words = max(1, int(max_seconds * 2.6))  # flite speaks about 2.6 words per second
+    synthetic_texts = sorted({" ".join(t.split()[:max_words]) for t in spoken
+                              if t and held_apart_split(t, test_percent, dev_percent) == "train"})
+    synthetic = []
+    for i, voice in enumerate(flite_voices):
+        speakers[str(SYNTHETIC_SPEAKER_BASE + FLITE_VOICES.index(voice))] = f"flite voice {voice} (synthetic)"
+        synthetic.append([Utterance(SYNTHETIC_SPEAKER_BASE + FLITE_VOICES.index(voice), CHAPTER_BASE, f"flite:{voice}",
+                                    t, max(0.6, len(t.split()) / 2.6)) for t in synthetic_texts])
+    chosen = {"train": _select(_round_robin([real["train"]] + synthetic), max_utterances, None),
+              "dev": _select(real["dev"], max_utterances, None), "test": _select(real["test"], max_utterances, None)}
+    if not chosen["test"]:
+        raise ManifestError("no held-apart test prompt: raise test_percent or max_seconds")
+
+    if root.exists() and any(root.iterdir()) and not meta_path.exists():
+        raise FileExistsError(f"{root} exists and is not an ASR demo corpus (no {ASR_METADATA}); choose an empty or new folder")
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp_root = root.with_name(root.name + ".partial")
+    shutil.rmtree(tmp_root, ignore_errors=True)
+    tmp_root.mkdir()
+    try:
+        assigned = [(ASR_SUBSETS[split], utt) for split in ("train", "dev", "test") for utt in chosen[split]]
+        subsets = _write_clips(tmp_root, assigned, tuple(ASR_SUBSETS.values()), progress)
+        kept = {split: {u.source for u in chosen[split]} for split in chosen}
+        meta = dict(params=params, subsets=subsets, speakers=speakers,
+                    prompts={ASR_SUBSETS[split]: [name for name, u in zip(prompts[split], real[split])
+                                                  if u.source in kept[split]] for split in prompts},
+                    note=("Split by a hash of each transcript (held_apart_split): no dev or test sentence is "
+                          "spoken in train-asr, by the real voice or by flite. Real voice: Debian "
+                          "asterisk-core-sounds-en-g722, CC-BY-SA; generated at run time."))
+        (tmp_root / ASR_METADATA).write_text(json.dumps(meta, indent=1) + "\n")
         if root.exists():
             shutil.rmtree(root)
         os.replace(tmp_root, root)

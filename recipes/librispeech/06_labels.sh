@@ -9,21 +9,39 @@
 #   bash recipes/librispeech/06_labels.sh 100h /data/LibriSpeech manifests/ft100h
 #   LIBRILIGHT_FT=/data/librispeech_finetuning bash recipes/librispeech/06_labels.sh 10h /data/LibriSpeech manifests/ft10h
 #   SPM=1000 bash recipes/librispeech/06_labels.sh 960h /data/LibriSpeech manifests/ft960h
-# Any LibriSpeech-layout tree works, e.g. the offline demo corpus (SET=demo, subsets train-demo/dev-demo).
+# Any LibriSpeech-layout tree works, e.g. the offline demo corpus (SET=demo, subsets train-demo/dev-demo)
+# or the speech-recognition demo's corpus (SET=demo-asr: train-asr -> train, dev-asr -> valid,
+# the held-apart test-asr -> test; hypervq-demo-corpus --asr).
 set -euo pipefail
-SET=${1:?usage: 06_labels.sh 10h|100h|960h|demo LIBRISPEECH_DIR OUT_DIR}
-LIBRI=${2:?usage: 06_labels.sh 10h|100h|960h|demo LIBRISPEECH_DIR OUT_DIR}
-OUT=${3:?usage: 06_labels.sh 10h|100h|960h|demo LIBRISPEECH_DIR OUT_DIR}
+SET=${1:?usage: 06_labels.sh 10h|100h|960h|demo|demo-asr LIBRISPEECH_DIR OUT_DIR}
+LIBRI=${2:?usage: 06_labels.sh 10h|100h|960h|demo|demo-asr LIBRISPEECH_DIR OUT_DIR}
+OUT=${3:?usage: 06_labels.sh 10h|100h|960h|demo|demo-asr LIBRISPEECH_DIR OUT_DIR}
 case "$SET" in
   10h)  hypervq-manifest "${LIBRILIGHT_FT:?set LIBRILIGHT_FT to the unpacked librispeech_finetuning folder}" \
           --out "$OUT" --train-subsets 1h 9h ;;
   100h) hypervq-manifest "$LIBRI" --out "$OUT" --train-subsets train-clean-100 ;;
   960h) hypervq-manifest "$LIBRI" --out "$OUT" --train-subsets train-clean-100 train-clean-360 train-other-500 ;;
   demo) hypervq-manifest "$LIBRI" --out "$OUT" --train-subsets train-demo --valid-subsets dev-demo ;;
-  *) echo "06_labels.sh: SET must be 10h, 100h, 960h or demo, got '$SET'" >&2; exit 2 ;;
+  demo-asr) hypervq-manifest "$LIBRI" --out "$OUT" --train-subsets train-asr --valid-subsets dev-asr ;;
+  *) echo "06_labels.sh: SET must be 10h, 100h, 960h, demo or demo-asr, got '$SET'" >&2; exit 2 ;;
 esac
 splits="train valid"
-if [ "$SET" != demo ]; then
+if [ "$SET" = demo-asr ]; then
+  # the held-apart test prompts: test.tsv only (never in valid.tsv, so never used to pick a checkpoint)
+  python - "$LIBRI" "$OUT" <<'PY'
+import os, shutil, sys, tempfile
+from pathlib import Path
+from hypervq_fairseq.data.manifest import build_manifests
+root, out = Path(sys.argv[1]), Path(sys.argv[2])
+tmp = Path(tempfile.mkdtemp(dir=out))
+try:
+    print(build_manifests(root, tmp, train_subsets=[], valid_subsets=["test-asr"], progress=False).summary_table())
+    os.replace(tmp / "test-asr.tsv", out / "test.tsv")
+finally:
+    shutil.rmtree(tmp)
+PY
+  splits="train valid test"
+elif [ "$SET" != demo ]; then
   # evaluation sets from the LibriSpeech tree: valid.tsv = dev-clean + dev-other (10h: not written
   # above), SUBSET.tsv for each dev/test set; train.tsv is left alone
   python - "$LIBRI" "$OUT" <<'PY'
