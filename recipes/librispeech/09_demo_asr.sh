@@ -1,30 +1,49 @@
 #!/usr/bin/env bash
-# Step 9, offline on CPU: the whole token and speech-recognition path on the built-in demo corpus
-# (real speech from Debian's Asterisk prompts in LibriSpeech's layout; no download). It runs the
-# same steps as for LibriSpeech: corpus -> manifests + labels (06) -> tiny HyperVQ pretraining
-# (or PRETRAINED=an existing checkpoint, e.g. hypervq-demo's) -> tokens + codebook report (05)
-# -> CTC fine-tuning (07, configs/finetune/hypervq_ctc_tiny.yaml) -> Viterbi WER (08).
+# Step 9, offline on CPU: a small speech recognizer that works, on real speech, with the same steps
+# as for LibriSpeech. Corpus (hypervq-demo-corpus --asr: Debian's English Asterisk voice, its
+# prompts split by a hash of their words into train / dev / held-apart test, plus flite voices
+# speaking the training sentences) -> manifests + labels (06, SET=demo-asr) -> tiny HyperVQ
+# pretraining on train (or PRETRAINED=a checkpoint) -> tokens + codebook report of dev (05) ->
+# CTC fine-tuning (07, configs/finetune/hypervq_ctc_demo.yaml; checkpoint picked on dev) ->
+# greedy WER and letter error rate of dev (valid) and the held-apart test (08), then a few test
+# sentences beside their references (W/ctc/samples.txt). docs/asr.md has the measured rates.
 #   bash recipes/librispeech/09_demo_asr.sh                                   # everything under runs/demo_asr
-#   PRETRAINED=runs/demo/hypervq/ckpt/checkpoint_last.pt bash recipes/librispeech/09_demo_asr.sh
-#   PRETRAIN_UPDATES=20 FINETUNE_UPDATES=20 MAX_MINUTES=10 bash recipes/librispeech/09_demo_asr.sh runs/quick
-# Rerunning resumes: the corpus is reused, training restarts from checkpoint_last.pt, tokens skip
-# finished utterances. The WER of a model this small after minutes of CPU training is close to
-# 100%: the point is that every step runs.
+#   PRETRAINED=runs/demo_asr/pretrain/checkpoint_last.pt bash recipes/librispeech/09_demo_asr.sh runs/again
+#   PRETRAIN_UPDATES=20 FINETUNE_UPDATES=20 FLITE_VOICES=slt bash recipes/librispeech/09_demo_asr.sh runs/quick
+# PRETRAIN_CONFIG=gumbel_demo pretrains with fairseq's stock quantizer; PRETRAIN_UPDATES=0 gives
+# no pretraining: one update at learning rate 0 saves the randomly initialised model (seed
+# SEED) as the checkpoint that fine-tuning starts from. SEED (default 1) seeds both trainings.
+# Rerunning resumes: the corpus is reused, training restarts from checkpoint_last.pt, tokens
+# skip finished utterances.
 set -euo pipefail
 W=${1:-runs/demo_asr}
 HERE=$(cd "$(dirname "$0")" && pwd)
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+SEED=${SEED:-1}
+PRETRAIN_UPDATES=${PRETRAIN_UPDATES:-400}
 mkdir -p "$W"
-hypervq-demo-corpus "$W/corpus" ${MAX_MINUTES:+--max-minutes "$MAX_MINUTES"}
-bash "$HERE/06_labels.sh" demo "$W/corpus" "$W/manifest"
+hypervq-demo-corpus "$W/corpus" --asr ${FLITE_VOICES+--flite-voices $FLITE_VOICES}
+bash "$HERE/06_labels.sh" demo-asr "$W/corpus" "$W/manifest"
 if [ -z "${PRETRAINED:-}" ]; then
   DEMO_CONFIGS=$(python -c 'import os, hypervq_fairseq.configs as c; print(os.path.join(os.path.dirname(c.__file__), "demo"))')
-  fairseq-hydra-train --config-dir "$DEMO_CONFIGS" --config-name hypervq_demo "task.data=$(realpath "$W/manifest")" \
-    "checkpoint.save_dir=$(realpath -m "$W/pretrain")" "optimization.max_update=${PRETRAIN_UPDATES:-400}" \
-    "hydra.run.dir=$(realpath -m "$W/pretrain")/hydra"
+  updates=("optimization.max_update=$PRETRAIN_UPDATES")
+  [ "$PRETRAIN_UPDATES" -gt 0 ] || updates=("optimization.max_update=1" "optimization.lr=[0.0]")
+  fairseq-hydra-train --config-dir "$DEMO_CONFIGS" --config-name "${PRETRAIN_CONFIG:-hypervq_demo}" \
+    "task.data=$(realpath "$W/manifest")" "checkpoint.save_dir=$(realpath -m "$W/pretrain")" "${updates[@]}" \
+    "common.seed=$SEED" dataset.disable_validation=true "hydra.run.dir=$(realpath -m "$W/pretrain")/hydra"
   PRETRAINED=$W/pretrain/checkpoint_last.pt
 fi
-bash "$HERE/05_tokens.sh" "$PRETRAINED" "$W/manifest" "$W/tokens"
-bash "$HERE/07_finetune.sh" hypervq_ctc_tiny "$W/manifest" "$PRETRAINED" "$W/ctc" \
-  "optimization.max_update=${FINETUNE_UPDATES:-300}"
-MAX_TOKENS=400000 bash "$HERE/08_decode.sh" "$W/manifest" "$W/ctc/checkpoint_best.pt" valid   # hypervq_ctc_tiny's batches
+SPLITS=valid bash "$HERE/05_tokens.sh" "$PRETRAINED" "$W/manifest" "$W/tokens"
+bash "$HERE/07_finetune.sh" hypervq_ctc_demo "$W/manifest" "$PRETRAINED" "$W/ctc" \
+  "optimization.max_update=${FINETUNE_UPDATES:-1000}" "common.seed=$SEED"
+MAX_TOKENS=400000 bash "$HERE/08_decode.sh" "$W/manifest" "$W/ctc/checkpoint_best.pt" valid test   # hypervq_ctc_demo's batches
+python - "$W/ctc/checkpoint_best.pt" "$W/manifest" > "$W/ctc/samples.txt" <<'PY'
+import sys
+from hypervq_fairseq.eval.ctc_greedy import decode_subset, error_rates
+decoded = decode_subset(sys.argv[1], sys.argv[2], "test")
+rates = error_rates(decoded)
+print(f"held-apart test, greedy, one utterance at a time: WER {rates['wer']:.1f}%, letter error rate {rates['ler']:.1f}%")
+for d in decoded:
+    print(f"REF: {d.reference}\nHYP: {d.hypothesis}\n")
+PY
+head -12 "$W/ctc/samples.txt"

@@ -1,0 +1,129 @@
+"""Does pretraining help the demo recognizer, and does the quantizer matter? Greedy WER / letter error rate on
+the held-apart test prompts after the same fine-tuning from HyperVQ, stock Gumbel and no pretraining.
+
+    .venv/bin/python bench/demo_asr.py run --out runs/demo_asr_bench --seeds 1 2      # ~15 min CPU per run
+    .venv/bin/python bench/demo_asr.py report --out runs/demo_asr_bench               # table from the runs so far
+
+Each run is recipes/librispeech/09_demo_asr.sh with one pretraining and one seed (SEED seeds
+pretraining and fine-tuning) on one shared corpus (hypervq-demo-corpus --asr): hypervq =
+configs/demo/hypervq_demo.yaml, gumbel = configs/demo/gumbel_demo.yaml, both PRETRAIN_UPDATES
+updates; none = PRETRAIN_UPDATES=0, i.e. fine-tuning starts from the randomly initialised model
+(one update at learning rate 0 saves it). Fine-tuning (configs/finetune/hypervq_ctc_demo.yaml)
+keeps the checkpoint with the best letter error rate on dev; the rates reported are fairseq-
+validate's on the test prompts (W/ctc/wer.tsv). Each comparison gets the Welch 95% interval of
+the difference over seeds and a verdict (hypervq_fairseq.eval.stats). A rerun skips finished runs.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import resource
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from hypervq_fairseq.eval.stats import difference_ci, mean_ci, verdict
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPE = REPO / "recipes" / "librispeech" / "09_demo_asr.sh"
+START = {"hypervq": "HyperVQ pretraining", "gumbel": "Gumbel pretraining", "none": "no pretraining"}
+METRICS = {"ler": "letter error rate (%)", "wer": "WER (%)"}
+COMPARISONS = [("pretraining helps (HyperVQ)", "hypervq", "none"), ("pretraining helps (Gumbel)", "gumbel", "none"),
+               ("quantizer: HyperVQ vs Gumbel", "hypervq", "gumbel")]
+
+
+def child_cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def run_one(out: Path, start: str, seed: int, pretrain_updates: int, finetune_updates: int) -> dict:
+    work = out / f"{start}_s{seed}"
+    result_path = work / "result.json"
+    if result_path.exists():
+        return json.loads(result_path.read_text())
+    work.mkdir(parents=True, exist_ok=True)
+    shared = out / "corpus"
+    if not (work / "corpus").exists():
+        (work / "corpus").symlink_to(shared)  # built once; the recipe reuses a matching corpus
+    env = dict(os.environ, SEED=str(seed), FINETUNE_UPDATES=str(finetune_updates),
+               PRETRAIN_UPDATES=str(0 if start == "none" else pretrain_updates),
+               PRETRAIN_CONFIG="gumbel_demo" if start == "gumbel" else "hypervq_demo")
+    cpu0, wall0 = child_cpu_seconds(), time.time()
+    with open(work / "recipe.log", "w") as log:
+        subprocess.run(["bash", str(RECIPE), str(work)], env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
+    rates = {row["subset"]: row for row in csv.DictReader(open(work / "ctc" / "wer.tsv"), delimiter="\t")}
+    result = dict(start=start, seed=seed, pretrain_updates=pretrain_updates, finetune_updates=finetune_updates,
+                  test_wer=float(rates["test"]["wer"]), test_ler=float(rates["test"]["letter_error_rate"]),
+                  dev_wer=float(rates["valid"]["wer"]), dev_ler=float(rates["valid"]["letter_error_rate"]),
+                  cpu_seconds=round(child_cpu_seconds() - cpu0, 1), wall_seconds=round(time.time() - wall0, 1))
+    result_path.write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
+def report(out: Path) -> str:
+    results = [json.loads(p.read_text()) for p in sorted(out.glob("*_s*/result.json"))]
+    by = {s: [r for r in results if r["start"] == s] for s in START}
+    seeds = sorted({r["seed"] for r in results})
+    lines = [f"Held-apart test prompts (real voice), greedy decoding, seeds {', '.join(map(str, seeds))}: "
+             "mean ± 95% t-interval.", "",
+             "| fine-tuning starts from | runs | " + " | ".join(METRICS.values()) + " | dev letter error rate (%) | CPU min / run |",
+             "|---|---|" + "---|" * (len(METRICS) + 2)]
+    for s, name in START.items():
+        rows = by[s]
+        if not rows:
+            continue
+        cells = []
+        for key in [f"test_{m}" for m in METRICS] + ["dev_ler"]:
+            mean, half = mean_ci([r[key] for r in rows])
+            cells.append(f"{mean:.1f} ± {half:.1f}" if len(rows) > 1 else f"{mean:.1f}")
+        cpu = sum(r["cpu_seconds"] for r in rows) / len(rows) / 60
+        lines.append(f"| {name} | {len(rows)} | " + " | ".join(cells) + f" | {cpu:.1f} |")
+    lines += ["", "| question | test letter error rate: difference (95% Welch interval) | verdict |", "|---|---|---|"]
+    for question, a, b in COMPARISONS:
+        va, vb = [r["test_ler"] for r in by[a]], [r["test_ler"] for r in by[b]]
+        if len(va) < 2 or len(vb) < 2:
+            continue
+        diff, half = difference_ci(va, vb)
+        lines.append(f"| {question} | {START[a]} − {START[b]}: {diff:+.1f} ± {half:.1f} | "
+                     f"**{verdict(diff, half, 'lower')}** for {START[a]} |")
+    if results:
+        r = results[0]
+        lines += ["", f"pretraining updates {r['pretrain_updates']}, fine-tuning updates {r['finetune_updates']}."]
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    lines += ["", f"machine: {platform.platform()}, {os.cpu_count()} CPUs; commit {commit or '?'}; command: "
+                  f"`python bench/demo_asr.py {shlex.join(sys.argv[1:])}`"]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("stage", choices=["run", "report"])
+    p.add_argument("--out", default="runs/demo_asr_bench")
+    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--starts", nargs="+", choices=list(START), default=list(START))
+    p.add_argument("--pretrain-updates", type=int, default=400)
+    p.add_argument("--finetune-updates", type=int, default=1000)
+    args = p.parse_args(argv)
+    out = Path(args.out).resolve()
+    if args.stage == "run":
+        out.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["hypervq-demo-corpus", str(out / "corpus"), "--asr"], check=True)
+        for seed in args.seeds:  # seed-major: an interrupted bench still has every start for the first seeds
+            for start in args.starts:
+                r = run_one(out, start, seed, args.pretrain_updates, args.finetune_updates)
+                print(f"{start} seed {seed}: test LER {r['test_ler']:.1f}%, WER {r['test_wer']:.1f}% "
+                      f"({r['cpu_seconds'] / 60:.1f} CPU min)", flush=True)
+    text = report(out)
+    (out / "table.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
