@@ -435,8 +435,10 @@ def build_asr_corpus(
     spoken = [normalize_text(v) for _, v in sorted(texts.items()) if _is_speech(v)]
     spoken += [normalize_text(t) for t in FALLBACK_SENTENCES]
     max_words = max(1, int(max_seconds * 2.6))  # flite speaks about 2.6 words per second
-    synthetic_texts = sorted({" ".join(t.split()[:max_words]) for t in spoken
-                              if t and held_apart_split(t, test_percent, dev_percent) == "train"})
+    cut = {t: " ".join(t.split()[:max_words]) for t in spoken if t}  # long prompts are cut, as flite would run long
+    synthetic_texts = sorted({c for t, c in cut.items()  # the whole sentence and the cut one must both be training text
+                              if held_apart_split(t, test_percent, dev_percent) == "train"
+                              and held_apart_split(c, test_percent, dev_percent) == "train"})
     synthetic = []
     for i, voice in enumerate(flite_voices):
         speakers[str(SYNTHETIC_SPEAKER_BASE + FLITE_VOICES.index(voice))] = f"flite voice {voice} (synthetic)"
