@@ -14,7 +14,8 @@ DATA=${2:?usage: 07_finetune.sh CONFIG MANIFEST_DIR PRETRAINED_CHECKPOINT SAVE_D
 W2V=${3:?usage: 07_finetune.sh CONFIG MANIFEST_DIR PRETRAINED_CHECKPOINT SAVE_DIR [hydra overrides]}
 SAVE=${4:?usage: 07_finetune.sh CONFIG MANIFEST_DIR PRETRAINED_CHECKPOINT SAVE_DIR [hydra overrides]}
 shift 4
-CONFIG_DIR=$(python -c 'import os, hypervq_fairseq.configs as c; print(os.path.join(os.path.dirname(c.__file__), "finetune"))')
+# FINETUNE_CONFIGS: another folder of fine-tuning configs (default: the installed package's)
+CONFIG_DIR=${FINETUNE_CONFIGS:-$(python -c 'import os, hypervq_fairseq.configs as c; print(os.path.join(os.path.dirname(c.__file__), "finetune"))')}
 args=(--config-dir "$CONFIG_DIR" --config-name "$CONFIG" "task.data=$(realpath "$DATA")"
       "model.w2v_path=$(realpath "$W2V")" "checkpoint.save_dir=$(realpath -m "$SAVE")"
       "hydra.run.dir=$(realpath -m "$SAVE")/hydra")

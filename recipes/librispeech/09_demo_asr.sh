@@ -13,8 +13,9 @@
 # PRETRAIN_CONFIG=gumbel_demo pretrains with fairseq's stock quantizer; PRETRAIN_UPDATES=0 gives
 # no pretraining: one update at learning rate 0 saves the randomly initialised model (seed
 # SEED) as the checkpoint that fine-tuning starts from. SEED (default 1) seeds both trainings.
-# Rerunning resumes: the corpus is reused, training restarts from checkpoint_last.pt, tokens
-# skip finished utterances.
+# DEMO_CONFIGS / FINETUNE_CONFIGS: other config folders than the installed package's (e.g. a
+# checkout's configs/demo and configs/finetune). Rerunning resumes: the corpus is reused,
+# training restarts from checkpoint_last.pt, tokens skip finished utterances.
 set -euo pipefail
 W=${1:-runs/demo_asr}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -25,7 +26,7 @@ mkdir -p "$W"
 hypervq-demo-corpus "$W/corpus" --asr ${FLITE_VOICES+--flite-voices $FLITE_VOICES}
 bash "$HERE/06_labels.sh" demo-asr "$W/corpus" "$W/manifest"
 if [ -z "${PRETRAINED:-}" ]; then
-  DEMO_CONFIGS=$(python -c 'import os, hypervq_fairseq.configs as c; print(os.path.join(os.path.dirname(c.__file__), "demo"))')
+  DEMO_CONFIGS=${DEMO_CONFIGS:-$(python -c 'import os, hypervq_fairseq.configs as c; print(os.path.join(os.path.dirname(c.__file__), "demo"))')}
   updates=("optimization.max_update=$PRETRAIN_UPDATES")
   [ "$PRETRAIN_UPDATES" -gt 0 ] || updates=("optimization.max_update=1" "optimization.lr=[0.0]")
   fairseq-hydra-train --config-dir "$DEMO_CONFIGS" --config-name "${PRETRAIN_CONFIG:-hypervq_demo}" \
