@@ -36,8 +36,8 @@ if [ -z "${PRETRAINED:-}" ]; then
 fi
 SPLITS=valid bash "$HERE/05_tokens.sh" "$PRETRAINED" "$W/manifest" "$W/tokens"
 bash "$HERE/07_finetune.sh" hypervq_ctc_demo "$W/manifest" "$PRETRAINED" "$W/ctc" \
-  "optimization.max_update=${FINETUNE_UPDATES:-1000}" "common.seed=$SEED"
-MAX_TOKENS=400000 bash "$HERE/08_decode.sh" "$W/manifest" "$W/ctc/checkpoint_best.pt" valid test   # hypervq_ctc_demo's batches
+  "optimization.max_update=${FINETUNE_UPDATES:-3000}" "common.seed=$SEED"
+MAX_TOKENS=260000 bash "$HERE/08_decode.sh" "$W/manifest" "$W/ctc/checkpoint_best.pt" valid test   # hypervq_ctc_demo's batches
 python - "$W/ctc/checkpoint_best.pt" "$W/manifest" > "$W/ctc/samples.txt" <<'PY'
 import sys
 from hypervq_fairseq.eval.ctc_greedy import decode_subset, error_rates
