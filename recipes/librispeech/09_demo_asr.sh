@@ -6,7 +6,7 @@
 # pretraining on train (or PRETRAINED=a checkpoint) -> tokens + codebook report of dev (05) ->
 # CTC fine-tuning (07, configs/finetune/hypervq_ctc_demo.yaml; checkpoint picked on dev) ->
 # greedy WER and letter error rate of dev (valid) and the held-apart test (08), then a few test
-# sentences beside their references (W/ctc/samples.txt). docs/asr.md has the measured rates.
+# sentences beside their references (W/ctc/samples.txt). docs/demo_asr.md has the measured rates.
 #   bash recipes/librispeech/09_demo_asr.sh                                   # everything under runs/demo_asr
 #   PRETRAINED=runs/demo_asr/pretrain/checkpoint_last.pt bash recipes/librispeech/09_demo_asr.sh runs/again
 #   PRETRAIN_UPDATES=20 FINETUNE_UPDATES=20 FLITE_VOICES=slt bash recipes/librispeech/09_demo_asr.sh runs/quick
