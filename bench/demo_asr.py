@@ -12,6 +12,7 @@ updates; none = PRETRAIN_UPDATES=0, i.e. fine-tuning starts from the randomly in
 keeps the checkpoint with the best letter error rate on dev; the rates reported are fairseq-
 validate's on the test prompts (W/ctc/wer.tsv). Each comparison gets the Welch 95% interval of
 the difference over seeds and a verdict (hypervq_fairseq.eval.stats). A rerun skips finished runs.
+The configs are this checkout's (configs/demo, configs/finetune).
 """
 from __future__ import annotations
 
@@ -53,7 +54,8 @@ def run_one(out: Path, start: str, seed: int, pretrain_updates: int, finetune_up
         (work / "corpus").symlink_to(shared)  # built once; the recipe reuses a matching corpus
     env = dict(os.environ, SEED=str(seed), FINETUNE_UPDATES=str(finetune_updates),
                PRETRAIN_UPDATES=str(0 if start == "none" else pretrain_updates),
-               PRETRAIN_CONFIG="gumbel_demo" if start == "gumbel" else "hypervq_demo")
+               PRETRAIN_CONFIG="gumbel_demo" if start == "gumbel" else "hypervq_demo",
+               DEMO_CONFIGS=str(REPO / "configs" / "demo"), FINETUNE_CONFIGS=str(REPO / "configs" / "finetune"))
     cpu0, wall0 = child_cpu_seconds(), time.time()
     with open(work / "recipe.log", "w") as log:
         subprocess.run(["bash", str(RECIPE), str(work)], env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
@@ -111,8 +113,8 @@ def main(argv=None) -> int:
     p.add_argument("--finetune-updates", type=int, default=1000)
     args = p.parse_args(argv)
     out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
     if args.stage == "run":
-        out.mkdir(parents=True, exist_ok=True)
         subprocess.run(["hypervq-demo-corpus", str(out / "corpus"), "--asr"], check=True)
         for seed in args.seeds:  # seed-major: an interrupted bench still has every start for the first seeds
             for start in args.starts:
