@@ -60,7 +60,7 @@ class ExportedQuantizer:
 
     @property
     def fingerprint(self) -> str:
-        """The fingerprint ``hypervq-tokenize`` writes in a token file's sidecar for the same checkpoint."""
+        """``quantizer_fingerprint`` of the sidecar ``hypervq-tokenize`` writes for the same checkpoint."""
         return str(self.config.get("fingerprint", ""))
 
     @torch.no_grad()
