@@ -585,3 +585,77 @@ def export(checkpoint, out, *, dictionary=None, overwrite: bool = False) -> Expo
         raise
     return ExportResult(out, src.kind, cls.__name__, len(mapping.mapped), mapping.left_out, mapping.synthesized,
                         mapping.notes, files)
+
+
+# ----------------------------------------------------------------------------- checking an export
+
+
+@torch.no_grad()
+def verify(checkpoint, out, manifest, limit: int = 8) -> dict:
+    """Run fairseq's model and the exported one on the first ``limit`` utterances of ``manifest``.
+
+    Both models get the same input tensor (fairseq's: the waveform, layer-normed when the task
+    normalises). Returns the largest absolute differences (``hidden_states``: every layer's
+    output and ``last_hidden_state``; ``extract_features``; ``logits`` for CTC), the frames
+    whose exported-quantizer ids differ from ``hypervq-tokenize``'s (pretraining), and, when the
+    task normalises, how far the transformers feature extractor's normalisation is from fairseq's.
+    """
+    import torch.nn.functional as F
+
+    transformers, _ = require_hf()
+    from ..data.audio import read_audio
+    from ..quantizers.exported import load_exported_quantizer
+
+    src = read_source(checkpoint)
+    lines = Path(manifest).read_text(encoding="utf-8").splitlines()
+    root = Path(lines[0])
+    files = [root / line.split("\t")[0] for line in lines[1:1 + limit] if line.strip()]
+    normalize = bool(src.task.get("normalize", False))
+    report = {"utterances": 0, "frames": 0, "hidden_states": 0.0, "extract_features": 0.0}
+    if src.kind == "pretraining":
+        from .checkpoints import load_pretrained
+        from .encode import encode
+
+        pm = load_pretrained(checkpoint)
+        fs = pm.model
+        hf = transformers.Wav2Vec2Model.from_pretrained(out).eval()
+        quantizer = load_exported_quantizer(out)
+        report["token_frames_differing"] = 0
+    else:
+        from fairseq import checkpoint_utils
+
+        task_data = src.task.get("data")
+        models, _, _ = checkpoint_utils.load_model_ensemble_and_task(
+            [str(checkpoint)], arg_overrides={"data": task_data} if task_data else None)
+        ctc = models[0].eval()
+        fs = ctc.w2v_encoder.w2v_model
+        hf = transformers.Wav2Vec2ForCTC.from_pretrained(out).eval()
+        report["logits"] = 0.0
+    extractor = transformers.Wav2Vec2FeatureExtractor.from_pretrained(out)
+    if normalize:
+        report["feature_extractor_input"] = 0.0
+
+    def worst(key, a, b):
+        report[key] = max(report[key], float((a.float() - b.float()).abs().max()))
+
+    for path in files:
+        wave = torch.as_tensor(read_audio(str(path), expected_rate=extractor.sampling_rate), dtype=torch.float32)
+        x = (F.layer_norm(wave, wave.shape) if normalize else wave)[None]
+        if normalize:
+            theirs_in = extractor(wave.numpy(), sampling_rate=extractor.sampling_rate, return_tensors="pt").input_values
+            worst("feature_extractor_input", theirs_in, x)
+        res = fs.extract_features(x, padding_mask=None, mask=False)
+        model = hf if src.kind == "pretraining" else hf.wav2vec2
+        o = model(x, output_hidden_states=True)
+        for i, (layer_out, _, _) in enumerate(res["layer_results"][:-1]):
+            worst("hidden_states", o.hidden_states[i + 1], layer_out.transpose(0, 1))
+        worst("hidden_states", o.last_hidden_state, res["x"])
+        worst("extract_features", o.extract_features, res["features"])
+        if src.kind == "pretraining":
+            ids = quantizer.tokens(o.extract_features)[0]
+            report["token_frames_differing"] += int((ids != encode(pm, [wave])[0]).any(-1).sum())
+        else:
+            worst("logits", hf.lm_head(o.last_hidden_state), ctc.get_logits(ctc(source=x, padding_mask=None)).transpose(0, 1))
+        report["utterances"] += 1
+        report["frames"] += int(o.last_hidden_state.shape[1])
+    return report

@@ -2,6 +2,7 @@
 
     hypervq-export-hf runs/demo/hypervq/ckpt/checkpoint_last.pt export/hypervq
     hypervq-export-hf ckpt/ft100h/checkpoint_best.pt export/ft100h --dict manifests/ft100h/dict.ltr.txt
+    hypervq-export-hf runs/demo/hypervq/ckpt/checkpoint_last.pt export/hypervq --overwrite --verify runs/demo/manifest/valid.tsv
 
 A pretraining checkpoint becomes a ``Wav2Vec2Model``; the quantizer is not part of
 ``Wav2Vec2Model`` and is written beside it (``quantizer.safetensors``, ``quantizer.json``; load it
@@ -16,13 +17,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..cli import add_debug_flag, run
+from ..cli import add_debug_flag, int_at_least, run
 
 EXAMPLES = """examples:
   # a pretraining checkpoint -> Wav2Vec2Model, with the HyperVQ quantizer beside it
   hypervq-export-hf runs/demo/hypervq/ckpt/checkpoint_last.pt export/hypervq
   # a CTC fine-tuned checkpoint -> Wav2Vec2ForCTC + Wav2Vec2Processor (letters from dict.ltr.txt)
   hypervq-export-hf ckpt/ft100h/checkpoint_best.pt export/ft100h --dict manifests/ft100h/dict.ltr.txt
+  # then run fairseq and the export on real audio and print the largest differences
+  hypervq-export-hf runs/demo/hypervq/ckpt/checkpoint_last.pt export/hypervq --overwrite --verify runs/demo/manifest/valid.tsv
 """
 
 
@@ -33,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", help="folder to write (config.json, model.safetensors, ...); written complete or not at all")
     p.add_argument("--dict", dest="dictionary", help="the fine-tuning letter dictionary dict.ltr.txt (CTC models)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
+    p.add_argument("--verify", metavar="MANIFEST", help="after exporting, compare fairseq and the export on the first "
+                   "utterances of this manifest (largest differences, token ids)")
+    p.add_argument("--verify-limit", type=int_at_least(1), default=8, help="utterances to compare (default 8)")
     add_debug_flag(p)
     return p
 
@@ -41,7 +47,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
 
     def work():
-        from ..fairseq.export_hf import export, require_hf
+        from ..fairseq.export_hf import export, require_hf, verify
 
         require_hf()  # before reading the checkpoint: one line naming the extra
         r = export(args.checkpoint, args.out, dictionary=args.dictionary, overwrite=args.overwrite)
@@ -57,6 +63,14 @@ def main(argv=None) -> int:
             print(f"filled by construction: {name} = {what}")
         for note in r.notes:
             print(f"note: {note}")
+        if args.verify:
+            v = verify(args.checkpoint, r.out, args.verify, limit=args.verify_limit)
+            diffs = ", ".join(f"{k} {v[k]:.2g}" for k in ("hidden_states", "extract_features", "logits",
+                                                            "feature_extractor_input") if k in v)
+            tokens = (f"; token ids differing from hypervq-tokenize's on {v['token_frames_differing']} frames"
+                      if "token_frames_differing" in v else "")
+            print(f"verify on {v['utterances']} utterances ({v['frames']} frames), largest |fairseq - export|: "
+                  f"{diffs}{tokens}")
 
     return run("hypervq-export-hf", work, args,
                interrupted="interrupted; nothing was written (the folder appears only when complete)")
