@@ -82,12 +82,12 @@ def test_pretrained_export_says_where_the_quantizer_is(pretrained_checkpoint, tm
     assert "--overwrite" in capsys.readouterr().err
 
 
-def test_hidden_states_equal_fairseqs(pretrained_checkpoint, pretrained_export, tiny_speech_manifest):
-    hf = transformers.Wav2Vec2Model.from_pretrained(pretrained_export).eval()
-    fs = load_pretrained(pretrained_checkpoint).model
+def assert_same_as_fairseq(fs, hf, manifest, normalize=False, quantizer=None, pm=None):
+    """Every layer's output, last_hidden_state and extract_features within ATOL of fairseq's (eval mode, same
+    input); with ``quantizer``, the exported quantizer's ids equal fairseq's ``encode`` (hypervq-tokenize's path)."""
     layers = len(fs.encoder.layers)
-    for _, wave in waves(tiny_speech_manifest / "valid.tsv"):
-        x = wave[None]
+    for rel, wave in waves(manifest):
+        x = (torch.nn.functional.layer_norm(wave, wave.shape) if normalize else wave)[None]
         seen = {}
         hook = fs.encoder.layers[0].register_forward_pre_hook(lambda m, args: seen.setdefault("input", args[0]))
         with torch.no_grad():
@@ -98,13 +98,72 @@ def test_hidden_states_equal_fairseqs(pretrained_checkpoint, pretrained_export, 
         assert len(theirs.hidden_states) == layers + 1
         # the input of the first layer (fairseq pads time to a multiple of 2 there; the padding is masked)
         torch.testing.assert_close(theirs.hidden_states[0], seen["input"].transpose(0, 1)[:, :frames], atol=ATOL, rtol=0)
-        for i in range(layers - 1):
+        # each layer's output (transformers 5 keeps the last one before a pre-LN encoder's final layer norm)
+        for i in range(layers):
             torch.testing.assert_close(theirs.hidden_states[i + 1], ours["layer_results"][i][0].transpose(0, 1),
                                        atol=ATOL, rtol=0)
-        torch.testing.assert_close(theirs.hidden_states[layers], ours["x"], atol=ATOL, rtol=0)
         torch.testing.assert_close(theirs.last_hidden_state, ours["x"], atol=ATOL, rtol=0)
         # extract_features: the layer-normed CNN features, the tensor fairseq's quantizer reads
         torch.testing.assert_close(theirs.extract_features, ours["features"], atol=ATOL, rtol=0)
+        if quantizer is not None:
+            assert torch.equal(quantizer.tokens(theirs.extract_features)[0], encode(pm, [wave])[0]), rel
+
+
+def test_hidden_states_equal_fairseqs(pretrained_checkpoint, pretrained_export, tiny_speech_manifest):
+    hf = transformers.Wav2Vec2Model.from_pretrained(pretrained_export).eval()
+    assert_same_as_fairseq(load_pretrained(pretrained_checkpoint).model, hf, tiny_speech_manifest / "valid.tsv")
+
+
+VARIANTS = {
+    # layer-norm CNN with conv bias, pre-LN transformer, a post_extract_proj (64 -> 48), relu; normalised input
+    "layer_norm_cnn_stable_layer_norm": dict(extractor_mode="layer_norm", layer_norm_first=True, conv_bias=True,
+                                             encoder_embed_dim=48, activation_fn="relu"),
+    # the stock Gumbel baseline with a two-layer projection (renamed by name to EuclideanGumbelQuantizer's)
+    "gumbel_two_layer_projection": dict(quantizer_type="gumbel", quantizer_depth=2, quantizer_factor=2),
+    # HyperVQ with every option that changes its forward away from the defaults
+    "hyperbolic_learned_scale_and_curvature": dict(hyperbolic_learn_logit_scale=True, hyperbolic_learn_curvature=True,
+                                                   hyperbolic_clip_mode="soft", hyperbolic_curvature=0.5,
+                                                   hyperbolic_logit_scale=1.5),
+}
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_other_architectures_and_quantizers(variant, pretrained_checkpoint, tiny_speech_manifest, tmp_path):
+    """Freshly initialised models (fairseq builds them from the changed config) exported and compared."""
+    import fairseq.models
+    from omegaconf import OmegaConf
+    from safetensors.torch import load_file
+
+    state = torch.load(pretrained_checkpoint, map_location="cpu", weights_only=False)
+    state["cfg"]["model"].update(VARIANTS[variant])
+    normalize = variant.startswith("layer_norm")
+    state["cfg"]["task"]["normalize"] = normalize
+    torch.manual_seed(0)
+    state["model"] = fairseq.models.build_model(OmegaConf.create(state["cfg"]["model"]), task=None,
+                                                from_checkpoint=True).state_dict()
+    ckpt = tmp_path / "variant.pt"
+    torch.save(state, ckpt)
+    out = tmp_path / "hf"
+    export(ckpt, out)
+
+    pm = load_pretrained(ckpt)
+    hf = transformers.Wav2Vec2Model.from_pretrained(out).eval()
+    quantizer = load_exported_quantizer(out)
+    assert quantizer.config["type"] == VARIANTS[variant].get("quantizer_type", "hyperbolic")
+    assert quantizer.fingerprint == pm.fingerprint
+    assert_same_as_fairseq(pm.model, hf, tiny_speech_manifest / "valid.tsv", normalize, quantizer, pm)
+    extractor = transformers.Wav2Vec2FeatureExtractor.from_pretrained(out)
+    assert (extractor.do_normalize, extractor.return_attention_mask) == (normalize, normalize)
+
+    if normalize:  # torch's weight-norm parametrization names map to the same parameters
+        renamed = {k.replace("weight_g", "parametrizations.weight.original0")
+                   .replace("weight_v", "parametrizations.weight.original1"): v for k, v in state["model"].items()}
+        assert renamed != state["model"]
+        state["model"] = renamed
+        torch.save(state, ckpt)
+        export(ckpt, tmp_path / "hf2")
+        first, second = load_file(out / "model.safetensors"), load_file(tmp_path / "hf2" / "model.safetensors")
+        assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
 
 
 def test_exported_quantizer_gives_hypervq_tokenize_ids(pretrained_checkpoint, pretrained_export, tiny_speech_manifest,

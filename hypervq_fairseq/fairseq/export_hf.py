@@ -647,7 +647,7 @@ def verify(checkpoint, out, manifest, limit: int = 8) -> dict:
         res = fs.extract_features(x, padding_mask=None, mask=False)
         model = hf if src.kind == "pretraining" else hf.wav2vec2
         o = model(x, output_hidden_states=True)
-        for i, (layer_out, _, _) in enumerate(res["layer_results"][:-1]):
+        for i, (layer_out, _, _) in enumerate(res["layer_results"]):
             worst("hidden_states", o.hidden_states[i + 1], layer_out.transpose(0, 1))
         worst("hidden_states", o.last_hidden_state, res["x"])
         worst("extract_features", o.extract_features, res["features"])
