@@ -301,3 +301,20 @@ def test_without_the_hf_extra_the_command_names_it(tmp_path):
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "'hf' extra" in lines[0] and "pip install" in lines[0], proc.stderr
+
+
+def test_verify_option_prints_the_largest_differences(pretrained_checkpoint, finetuned_checkpoint, tiny_speech_manifest,
+                                                      tmp_path, capsys):
+    import re
+
+    manifest = str(tiny_speech_manifest / "valid.tsv")
+    assert export_tool.main([str(pretrained_checkpoint), str(tmp_path / "pre"), "--verify", manifest]) == 0
+    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("verify on"))
+    assert "token ids differing from hypervq-tokenize's on 0 frames" in line, line
+    assert all(float(v) <= ATOL for v in re.findall(r"(?:hidden_states|extract_features) ([0-9.e+-]+)", line)), line
+
+    ckpt, data = finetuned_checkpoint
+    assert export_tool.main([str(ckpt), str(tmp_path / "ctc"), "--dict", str(data / "dict.ltr.txt"),
+                             "--verify", manifest, "--verify-limit", "2"]) == 0
+    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("verify on"))
+    assert line.startswith("verify on 2 utterances") and float(re.search(r"logits ([0-9.e+-]+)", line).group(1)) <= ATOL

@@ -598,7 +598,8 @@ def verify(checkpoint, out, manifest, limit: int = 8) -> dict:
     normalises). Returns the largest absolute differences (``hidden_states``: every layer's
     output and ``last_hidden_state``; ``extract_features``; ``logits`` for CTC), the frames
     whose exported-quantizer ids differ from ``hypervq-tokenize``'s (pretraining), and, when the
-    task normalises, how far the transformers feature extractor's normalisation is from fairseq's.
+    task normalises, how far the transformers feature extractor's normalisation (and the
+    ``last_hidden_state`` computed from it) is from fairseq's.
     """
     import torch.nn.functional as F
 
@@ -634,6 +635,7 @@ def verify(checkpoint, out, manifest, limit: int = 8) -> dict:
     extractor = transformers.Wav2Vec2FeatureExtractor.from_pretrained(out)
     if normalize:
         report["feature_extractor_input"] = 0.0
+        report["last_hidden_state_via_feature_extractor"] = 0.0
 
     def worst(key, a, b):
         report[key] = max(report[key], float((a.float() - b.float()).abs().max()))
@@ -650,6 +652,8 @@ def verify(checkpoint, out, manifest, limit: int = 8) -> dict:
         for i, (layer_out, _, _) in enumerate(res["layer_results"]):
             worst("hidden_states", o.hidden_states[i + 1], layer_out.transpose(0, 1))
         worst("hidden_states", o.last_hidden_state, res["x"])
+        if normalize:  # the feature extractor normalises with eps 1e-7, fairseq's task with layer_norm's 1e-5
+            worst("last_hidden_state_via_feature_extractor", model(theirs_in).last_hidden_state, res["x"])
         worst("extract_features", o.extract_features, res["features"])
         if src.kind == "pretraining":
             ids = quantizer.tokens(o.extract_features)[0]

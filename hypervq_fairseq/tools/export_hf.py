@@ -66,7 +66,8 @@ def main(argv=None) -> int:
         if args.verify:
             v = verify(args.checkpoint, r.out, args.verify, limit=args.verify_limit)
             diffs = ", ".join(f"{k} {v[k]:.2g}" for k in ("hidden_states", "extract_features", "logits",
-                                                            "feature_extractor_input") if k in v)
+                                                            "feature_extractor_input",
+                                                            "last_hidden_state_via_feature_extractor") if k in v)
             tokens = (f"; token ids differing from hypervq-tokenize's on {v['token_frames_differing']} frames"
                       if "token_frames_differing" in v else "")
             print(f"verify on {v['utterances']} utterances ({v['frames']} frames), largest |fairseq - export|: "
