@@ -303,6 +303,7 @@ def test_without_the_hf_extra_the_command_names_it(tmp_path):
     assert len(lines) == 1 and "'hf' extra" in lines[0] and "pip install" in lines[0], proc.stderr
 
 
+@pytest.mark.slow
 def test_verify_option_prints_the_largest_differences(pretrained_checkpoint, finetuned_checkpoint, tiny_speech_manifest,
                                                       tmp_path, capsys):
     import re
