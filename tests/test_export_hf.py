@@ -319,3 +319,28 @@ def test_verify_option_prints_the_largest_differences(pretrained_checkpoint, fin
                              "--verify", manifest, "--verify-limit", "2"]) == 0
     line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("verify on"))
     assert line.startswith("verify on 2 utterances") and float(re.search(r"logits ([0-9.e+-]+)", line).group(1)) <= ATOL
+
+
+def test_models_without_a_quantizer_or_a_mask_embedding(pretrained_checkpoint, finetuned_checkpoint, tmp_path, capsys):
+    # a pretraining checkpoint saved without its quantizer: the model alone, and a note saying so
+    state = torch.load(pretrained_checkpoint, map_location="cpu", weights_only=False)
+    state["model"] = {k: v for k, v in state["model"].items() if not k.startswith("quantizer.")}
+    bare = tmp_path / "no_quantizer.pt"
+    torch.save(state, bare)
+    assert export_tool.main([str(bare), str(tmp_path / "bare")]) == 0
+    printed = capsys.readouterr().out
+    assert "no quantizer files written" in printed and "quantizer is not part" not in printed
+    assert not (tmp_path / "bare" / "quantizer.json").exists()
+
+    # a CTC model fine-tuned without masking: transformers builds no mask embedding, so it is left out (and listed)
+    ckpt, data = finetuned_checkpoint
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    state["cfg"]["model"]["mask_prob"] = 0.0
+    state["cfg"]["model"]["mask_channel_prob"] = 0.0
+    nomask = tmp_path / "no_mask.pt"
+    torch.save(state, nomask)
+    export(nomask, tmp_path / "ctc", dictionary=data / "dict.ltr.txt")
+    report = json.loads((tmp_path / "ctc" / "export.json").read_text())
+    assert "w2v_encoder.w2v_model.mask_emb" in report["left_out"]
+    assert "w2v_encoder.w2v_model.mask_emb" not in report["mapped"]
+    assert set(report["mapped"]) | set(report["left_out"]) == set(state["model"])

@@ -223,6 +223,8 @@ def hf_config_kwargs(src: Source, vocab_size: Optional[int] = None) -> dict:
         # what the pretraining quantizer had (transformers' own quantizer is not filled: see quantizer.json)
         num_codevectors_per_group=int(a.get("latent_vars", 320)),
         num_codevector_groups=int(a.get("latent_groups", 2)),
+        codevector_dim=_vq_dim(a),
+        proj_codevector_dim=_final_dim(a),
     )
     if src.kind == "ctc":
         o = src.outer
@@ -314,11 +316,12 @@ def map_tensors(src: Source, hf_prefix: str = "") -> Mapping:
 
 def fill_state_dict(src: Source, m: Mapping, expected: Dict[str, torch.Tensor], hf_prefix: str = "") -> dict:
     """The transformers state dict: mapped tensors (shape-checked), and the few filled by construction."""
-    out = {}
+    out, dropped = {}, []
     for name, target in m.mapped.items():
         if target not in expected:
             if target == hf_prefix + "masked_spec_embed":  # transformers builds it only when masking is on
                 m.left_out[name] = "the mask embedding: this transformers config masks nothing (mask_time_prob 0)"
+                dropped.append(name)
                 continue
             raise ExportError(f"{src.path}: tensor {name} maps to {target}, which the transformers model lacks")
         tensor = src.tensors[name]
@@ -326,6 +329,9 @@ def fill_state_dict(src: Source, m: Mapping, expected: Dict[str, torch.Tensor], 
             raise ExportError(f"{src.path}: tensor {name} has shape {tuple(tensor.shape)} but {target} needs "
                               f"{tuple(expected[target].shape)}")
         out[target] = tensor.detach().to(torch.float32).clone()
+
+    for name in dropped:
+        del m.mapped[name]
 
     # fairseq has no post_extract_proj when the CNN's width equals the encoder's: the projection is the identity
     proj_w, proj_b = hf_prefix + "feature_projection.projection.weight", hf_prefix + "feature_projection.projection.bias"
@@ -411,8 +417,7 @@ def quantizer_export(src: Source) -> Tuple[Dict[str, torch.Tensor], dict]:
                           f"pretraining modules): nothing to tokenize with")
     layers = conv_layers(a)
     stride = math.prod(s for _, _, s in layers)
-    final_dim = int(a["final_dim"]) if int(a.get("final_dim", 0)) > 0 else int(a["encoder_embed_dim"])
-    vq_dim = int(a["latent_dim"]) if int(a.get("latent_dim", 0)) > 0 else final_dim
+    vq_dim = _vq_dim(a)
     qtype = a.get("quantizer_type", "gumbel") if src.model_name == "hypervq_wav2vec2" else "gumbel"
     config = {
         "format": "hypervq-quantizer", "version": 1, "type": str(qtype),
@@ -468,6 +473,15 @@ def _stock_gumbel_tensors(src: Source, raw: Dict[str, torch.Tensor], config: dic
         raise ExportError(f"{src.path}: quantizer tensor quantizer.{name} is not part of fairseq's "
                           f"GumbelVectorQuantizer (depth {depth}); refusing to guess where it goes")
     return out
+
+
+def _final_dim(a: dict) -> int:
+    return int(a["final_dim"]) if int(a.get("final_dim", 0) or 0) > 0 else int(a["encoder_embed_dim"])
+
+
+def _vq_dim(a: dict) -> int:
+    """The quantizer's output width, as fairseq's wav2vec 2.0 builds it (latent_dim, else final_dim)."""
+    return int(a["latent_dim"]) if int(a.get("latent_dim", 0) or 0) > 0 else _final_dim(a)
 
 
 def _temp(value):
@@ -566,9 +580,13 @@ def export(checkpoint, out, *, dictionary=None, overwrite: bool = False) -> Expo
             transformers.Wav2Vec2Processor(feature_extractor=extractor, tokenizer=tokenizer).save_pretrained(staging)
         else:
             extractor.save_pretrained(staging)
-            q_tensors, q_config = quantizer_export(src)
-            st.save_file(q_tensors, str(staging / "quantizer.safetensors"))
-            (staging / "quantizer.json").write_text(json.dumps(q_config, indent=1) + "\n", encoding="utf-8")
+            if any(k.startswith("quantizer.") for k in src.tensors):
+                q_tensors, q_config = quantizer_export(src)
+                st.save_file(q_tensors, str(staging / "quantizer.safetensors"))
+                (staging / "quantizer.json").write_text(json.dumps(q_config, indent=1) + "\n", encoding="utf-8")
+            else:
+                mapping.notes.append("the checkpoint has no quantizer (quantize_targets=false, or saved without "
+                                     "pretraining modules): no quantizer files written")
         report = {
             "source": os.path.basename(str(checkpoint)), "source_model": src.model_name, "kind": src.kind,
             "transformers_class": cls.__name__, "transformers_version": transformers.__version__,

@@ -52,7 +52,7 @@ def main(argv=None) -> int:
         require_hf()  # before reading the checkpoint: one line naming the extra
         r = export(args.checkpoint, args.out, dictionary=args.dictionary, overwrite=args.overwrite)
         print(f"{r.out}: {r.model_class} ({r.mapped} checkpoint tensors mapped by name); files: {', '.join(r.files)}")
-        if r.kind == "pretraining":
+        if r.kind == "pretraining" and "quantizer.json" in r.files:
             print("the quantizer is not part of Wav2Vec2Model: it is in quantizer.safetensors + quantizer.json "
                   "(hypervq_fairseq.quantizers.exported.load_exported_quantizer turns extract_features into "
                   "hypervq-tokenize's ids)")
