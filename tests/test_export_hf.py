@@ -124,6 +124,8 @@ VARIANTS = {
     "hyperbolic_learned_scale_and_curvature": dict(hyperbolic_learn_logit_scale=True, hyperbolic_learn_curvature=True,
                                                    hyperbolic_clip_mode="soft", hyperbolic_curvature=0.5,
                                                    hyperbolic_logit_scale=1.5),
+    # the paper's HyperVQ: no feature clipping (a null in the config), logit scale 1
+    "hyperbolic_paper_settings": dict(hyperbolic_clip_radius=None, hyperbolic_logit_scale=1.0),
 }
 
 
@@ -151,6 +153,9 @@ def test_other_architectures_and_quantizers(variant, pretrained_checkpoint, tiny
     quantizer = load_exported_quantizer(out)
     assert quantizer.config["type"] == VARIANTS[variant].get("quantizer_type", "hyperbolic")
     assert quantizer.fingerprint == pm.fingerprint
+    for key, value in VARIANTS[variant].items():
+        if key.startswith("hyperbolic_"):
+            assert quantizer.config[key.removeprefix("hyperbolic_")] == value, key
     assert_same_as_fairseq(pm.model, hf, tiny_speech_manifest / "valid.tsv", normalize, quantizer, pm)
     extractor = transformers.Wav2Vec2FeatureExtractor.from_pretrained(out)
     assert (extractor.do_normalize, extractor.return_attention_mask) == (normalize, normalize)

@@ -116,7 +116,7 @@ def _with_defaults(arch: dict) -> dict:
             defaults[f.name] = f.default
         elif f.default_factory is not dataclasses.MISSING:
             defaults[f.name] = f.default_factory()
-    return {**defaults, **{k: v for k, v in arch.items() if v is not None or k not in defaults}}
+    return {**defaults, **arch}  # a null in the checkpoint stays null (e.g. no feature clipping)
 
 
 def read_source(path) -> Source:
