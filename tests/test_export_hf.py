@@ -201,6 +201,7 @@ def test_ctc_logits_equal_fairseqs(ctc_export, fairseq_ctc, tiny_speech_manifest
     processor = transformers.Wav2Vec2Processor.from_pretrained(ctc_export)
     fe = processor.feature_extractor
     assert (fe.sampling_rate, fe.do_normalize, fe.return_attention_mask) == (16000, False, False)
+    assert hf.config.ctc_zero_infinity is True  # the ctc criterion's zero_infinity
     for _, wave in waves(tiny_speech_manifest / "valid.tsv"):
         inputs = processor(wave.numpy(), sampling_rate=16000, return_tensors="pt")
         assert torch.equal(inputs.input_values, wave[None])  # normalize: false in the task

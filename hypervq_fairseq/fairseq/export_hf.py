@@ -89,6 +89,7 @@ class Source:
     tensors: Dict[str, torch.Tensor]
     prefix: str  # where the wav2vec 2.0 model's tensors start
     updates: int = 0
+    criterion: dict = field(default_factory=dict)
 
 
 def _plain(cfg) -> dict:
@@ -140,7 +141,7 @@ def read_source(path) -> Source:
             raise ExportError(f"{path}: fine-tuned from a '{inner}' model; only {', '.join(PRETRAINING_MODELS)} "
                               f"encoders can be exported to Wav2Vec2ForCTC")
         return Source(str(path), "ctc", name, _with_defaults(_plain(w2v_args.model)), _plain(cfg.get("task")),
-                      _plain(cfg.model), tensors, "w2v_encoder.w2v_model.", updates)
+                      _plain(cfg.model), tensors, "w2v_encoder.w2v_model.", updates, _plain(cfg.get("criterion")))
     if name in FINETUNED_MODELS:
         raise ExportError(f"{path} holds a '{name}' model; the export handles pretraining checkpoints "
                           f"({', '.join(PRETRAINING_MODELS)}) and CTC fine-tuned ones ({', '.join(CTC_MODELS)})")
@@ -236,6 +237,7 @@ def hf_config_kwargs(src: Source, vocab_size: Optional[int] = None) -> dict:
             mask_time_length=int(o.get("mask_length", 10)),
             mask_feature_prob=float(o.get("mask_channel_prob", 0.0)),
             mask_feature_length=int(o.get("mask_channel_length", 10)),
+            ctc_zero_infinity=bool(src.criterion.get("zero_infinity", False)),
         )
     return kw
 
@@ -609,7 +611,7 @@ def export(checkpoint, out, *, dictionary=None, overwrite: bool = False) -> Expo
 
 
 @torch.no_grad()
-def verify(checkpoint, out, manifest, limit: int = 8) -> dict:
+def verify(checkpoint, out, manifest, limit: int = 8, dictionary=None) -> dict:
     """Run fairseq's model and the exported one on the first ``limit`` utterances of ``manifest``.
 
     Both models get the same input tensor (fairseq's: the waveform, layer-normed when the task
@@ -643,7 +645,7 @@ def verify(checkpoint, out, manifest, limit: int = 8) -> dict:
     else:
         from fairseq import checkpoint_utils
 
-        task_data = src.task.get("data")
+        task_data = str(Path(dictionary).parent) if dictionary else src.task.get("data")  # fairseq reads the dict there
         models, _, _ = checkpoint_utils.load_model_ensemble_and_task(
             [str(checkpoint)], arg_overrides={"data": task_data} if task_data else None)
         ctc = models[0].eval()

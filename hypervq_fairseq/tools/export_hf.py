@@ -64,7 +64,7 @@ def main(argv=None) -> int:
         for note in r.notes:
             print(f"note: {note}")
         if args.verify:
-            v = verify(args.checkpoint, r.out, args.verify, limit=args.verify_limit)
+            v = verify(args.checkpoint, r.out, args.verify, limit=args.verify_limit, dictionary=args.dictionary)
             diffs = ", ".join(f"{k} {v[k]:.2g}" for k in ("hidden_states", "extract_features", "logits",
                                                             "feature_extractor_input",
                                                             "last_hidden_state_via_feature_extractor") if k in v)
