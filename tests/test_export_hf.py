@@ -129,22 +129,30 @@ VARIANTS = {
 }
 
 
+def fresh_checkpoint(pretrained_checkpoint, path, model_cfg: dict, normalize: bool = False):
+    """The pretraining checkpoint with another model config and fresh weights (fairseq builds the model)."""
+    import fairseq.models
+    from omegaconf import OmegaConf
+
+    state = torch.load(pretrained_checkpoint, map_location="cpu", weights_only=False)
+    state["cfg"]["model"] = model_cfg
+    state["cfg"]["task"]["normalize"] = normalize
+    torch.manual_seed(0)
+    state["model"] = fairseq.models.build_model(OmegaConf.create(model_cfg), task=None,
+                                                from_checkpoint=True).state_dict()
+    torch.save(state, path)
+    return state
+
+
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_other_architectures_and_quantizers(variant, pretrained_checkpoint, tiny_speech_manifest, tmp_path):
     """Freshly initialised models (fairseq builds them from the changed config) exported and compared."""
-    import fairseq.models
-    from omegaconf import OmegaConf
     from safetensors.torch import load_file
 
-    state = torch.load(pretrained_checkpoint, map_location="cpu", weights_only=False)
-    state["cfg"]["model"].update(VARIANTS[variant])
-    normalize = variant.startswith("layer_norm")
-    state["cfg"]["task"]["normalize"] = normalize
-    torch.manual_seed(0)
-    state["model"] = fairseq.models.build_model(OmegaConf.create(state["cfg"]["model"]), task=None,
-                                                from_checkpoint=True).state_dict()
     ckpt = tmp_path / "variant.pt"
-    torch.save(state, ckpt)
+    normalize = variant.startswith("layer_norm")
+    model_cfg = torch.load(pretrained_checkpoint, map_location="cpu", weights_only=False)["cfg"]["model"]
+    state = fresh_checkpoint(pretrained_checkpoint, ckpt, {**model_cfg, **VARIANTS[variant]}, normalize)
     out = tmp_path / "hf"
     export(ckpt, out)
 
@@ -307,6 +315,29 @@ def test_without_the_hf_extra_the_command_names_it(tmp_path):
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "'hf' extra" in lines[0] and "pip install" in lines[0], proc.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.slow
+def test_base_architecture(pretrained_checkpoint, tiny_speech_manifest, tmp_path):
+    """wav2vec 2.0 BASE as configs/hypervq_w2v2.yaml builds it (fresh weights): 12 layers, a 512 -> 768
+    post_extract_proj, a 128-wide positional conv in 16 groups, 2 x 320 codes."""
+    import yaml
+    from omegaconf import OmegaConf
+
+    from hypervq_fairseq.fairseq.models import HyperVQWav2Vec2Config
+
+    model_cfg = OmegaConf.to_container(OmegaConf.structured(HyperVQWav2Vec2Config), enum_to_str=True)
+    model_cfg.update(yaml.safe_load((REPO / "configs" / "hypervq_w2v2.yaml").read_text())["model"])
+    ckpt = tmp_path / "base.pt"
+    fresh_checkpoint(pretrained_checkpoint, ckpt, model_cfg)
+    export(ckpt, tmp_path / "hf")
+    hf = transformers.Wav2Vec2Model.from_pretrained(tmp_path / "hf").eval()
+    assert (hf.config.num_hidden_layers, hf.config.hidden_size, hf.config.num_conv_pos_embeddings) == (12, 768, 128)
+    pm = load_pretrained(ckpt)
+    short = tmp_path / "two.tsv"  # the manifest root and two utterances
+    short.write_text("\n".join((tiny_speech_manifest / "valid.tsv").read_text().splitlines()[:3]) + "\n")
+    assert_same_as_fairseq(pm.model, hf, short, quantizer=load_exported_quantizer(tmp_path / "hf"), pm=pm)
 
 
 @pytest.mark.slow
