@@ -556,8 +556,7 @@ def export(checkpoint, out, *, dictionary=None, overwrite: bool = False) -> Expo
     cls = transformers.Wav2Vec2ForCTC if src.kind == "ctc" else transformers.Wav2Vec2Model
     hf_prefix = "wav2vec2." if src.kind == "ctc" else ""
     mapping = map_tensors(src, hf_prefix)
-    torch.manual_seed(0)
-    model = cls(config).eval()
+    model = cls(config).eval()  # its random initial weights are all replaced below
     expected = model.state_dict()
     weights = fill_state_dict(src, mapping, expected, hf_prefix)
     model.load_state_dict(weights, strict=True)

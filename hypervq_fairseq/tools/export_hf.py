@@ -49,7 +49,12 @@ def main(argv=None) -> int:
     def work():
         from ..fairseq.export_hf import export, require_hf, verify
 
+        from pathlib import Path
+
+        from ..files import check_writable_folder
+
         require_hf()  # before reading the checkpoint: one line naming the extra
+        check_writable_folder(Path(args.out).resolve().parent, what="OUT's folder")
         r = export(args.checkpoint, args.out, dictionary=args.dictionary, overwrite=args.overwrite)
         print(f"{r.out}: {r.model_class} ({r.mapped} checkpoint tensors mapped by name); files: {', '.join(r.files)}")
         if r.kind == "pretraining" and "quantizer.json" in r.files:
