@@ -23,6 +23,7 @@ destination and renamed when every file is there.
 """
 from __future__ import annotations
 
+import ast
 import json
 import math
 import os
@@ -35,7 +36,7 @@ from typing import Dict, List, Optional, Tuple
 import torch
 
 from ..errors import CheckpointError, HyperVQError, OutputError
-from .checkpoints import FINETUNED_MODELS, read_checkpoint
+from .checkpoints import FINETUNED_MODELS, read_checkpoint, tensors_fingerprint
 
 PRETRAINING_MODELS = ("hypervq_wav2vec2", "wav2vec2")
 CTC_MODELS = ("wav2vec_ctc", "wav2vec2_ctc")
@@ -245,7 +246,7 @@ def hf_config_kwargs(src: Source, vocab_size: Optional[int] = None) -> dict:
 # ----------------------------------------------------------------------------- tensors, by name
 
 
-def _rules(src: Source, n_conv: int) -> List[Tuple[re.Pattern, str]]:
+def _rules(src: Source) -> List[Tuple[re.Pattern, str]]:
     """(fairseq name pattern, transformers name) pairs; names relative to the wav2vec 2.0 model."""
     p = re.escape(src.prefix)
     mode = src.arch["extractor_mode"]
@@ -289,8 +290,7 @@ class Mapping:
 
 def map_tensors(src: Source, hf_prefix: str = "") -> Mapping:
     """Each checkpoint tensor's transformers name, or why it is left out; unknown tensors are refused."""
-    n_conv = len(conv_layers(src.arch))
-    rules = _rules(src, n_conv)
+    rules = _rules(src)
     m = Mapping()
     unknown = []
     for name in src.tensors:
@@ -426,11 +426,11 @@ def quantizer_export(src: Source) -> Tuple[Dict[str, torch.Tensor], dict]:
         "dim": layers[-1][0], "num_vars": int(a["latent_vars"]), "groups": int(a["latent_groups"]),
         "combine_groups": False, "vq_dim": vq_dim,
         "weight_proj_depth": int(a.get("quantizer_depth", 1)), "weight_proj_factor": int(a.get("quantizer_factor", 3)),
-        "activation": "gelu", "temp": [float(t) for t in _temp(a["latent_temp"])],
+        "activation": "gelu", "temp": [float(t) for t in _literal(a["latent_temp"])],
         "input": "extract_features (the layer-normed CNN features, B x T x C)",
         "frame_stride": stride, "sample_rate": int(src.task.get("sample_rate", 16000)),
         "normalize": bool(src.task.get("normalize", False)), "updates": src.updates,
-        "fingerprint": _fingerprint(raw), "checkpoint": os.path.basename(src.path),
+        "fingerprint": tensors_fingerprint(raw), "checkpoint": os.path.basename(src.path),
     }
     if qtype == "hyperbolic":
         config.update(
@@ -440,7 +440,7 @@ def quantizer_export(src: Source) -> Tuple[Dict[str, torch.Tensor], dict]:
             clip_mode=str(a.get("hyperbolic_clip_mode", "hard")),
             logit_scale=float(a.get("hyperbolic_logit_scale", 1.0)),
             learn_logit_scale=bool(a.get("hyperbolic_learn_logit_scale", False)),
-            r_init=[float(r) for r in _pair(a.get("hyperbolic_r_init", (0.1, 0.5)))],
+            r_init=[float(r) for r in _literal(a.get("hyperbolic_r_init", (0.1, 0.5)))],
         )
         tensors = dict(raw)
     else:
@@ -486,27 +486,9 @@ def _vq_dim(a: dict) -> int:
     return int(a["latent_dim"]) if int(a.get("latent_dim", 0) or 0) > 0 else _final_dim(a)
 
 
-def _temp(value):
-    import ast
-
+def _literal(value):
+    """A tuple setting as fairseq's argparse tools may store it: a string such as ``"(2, 0.5, 0.999995)"``."""
     return ast.literal_eval(value) if isinstance(value, str) else value
-
-
-def _pair(value):
-    import ast
-
-    return ast.literal_eval(value) if isinstance(value, str) else value
-
-
-def _fingerprint(tensors: Dict[str, torch.Tensor]) -> str:
-    """:func:`~.checkpoints.quantizer_fingerprint` of the module these tensors came from (same bytes, same order)."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for name, tensor in sorted(tensors.items()):
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().float().numpy().tobytes())
-    return h.hexdigest()[:16]
 
 
 # ----------------------------------------------------------------------------- the export
