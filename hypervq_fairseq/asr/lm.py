@@ -201,13 +201,18 @@ def _arpa_lines(lm: NgramLM):
     yield "\\end\\"
 
 
-def write_arpa(lm: NgramLM, path) -> Path:
-    """Write ``lm`` as an ARPA file, atomically."""
-    def write(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8") as f:
+def arpa_writer(lm: NgramLM):
+    """A writer for :mod:`hypervq_fairseq.files`: ``writer(path)`` writes ``lm`` as ARPA text to ``path``."""
+    def write(path: str) -> None:
+        with open(path, "w", encoding="utf-8") as f:
             for line in _arpa_lines(lm):
                 f.write(line + "\n")
-    return atomic_write(path, write)
+    return write
+
+
+def write_arpa(lm: NgramLM, path) -> Path:
+    """Write ``lm`` as an ARPA file, atomically."""
+    return atomic_write(path, arpa_writer(lm))
 
 
 def _open_text(path):

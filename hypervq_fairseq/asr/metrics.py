@@ -42,7 +42,8 @@ class ErrorCounts:
         return 100.0 * self.char_errors / self.chars if self.chars else float("nan")
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "wer": self.wer, "cer": self.cer}
+        """Counts and rates; a rate is None where the references have no words (JSON has no NaN)."""
+        return {**asdict(self), "wer": self.wer if self.words else None, "cer": self.cer if self.chars else None}
 
 
 def error_rates(references: Sequence[str], hypotheses: Sequence[str]) -> ErrorCounts:
