@@ -87,7 +87,6 @@ class CtcModel:
 
 def load_ctc_model(checkpoint, manifest_dir, device: str = "cpu") -> CtcModel:
     """The fine-tuned model of ``checkpoint`` with fairseq's task reading ``manifest_dir``."""
-    import hypervq_fairseq  # noqa: F401  (registers the pretraining model the encoder was built from)
     from fairseq import checkpoint_utils
 
     from ..fairseq.checkpoints import FINETUNED_MODELS, read_checkpoint
