@@ -35,3 +35,36 @@ def pretrained_checkpoint(tiny_speech_manifest, tmp_path_factory):
     ckpt = work / "ckpt" / "checkpoint_last.pt"
     assert ckpt.exists()
     return ckpt
+
+
+@pytest.fixture(scope="session")
+def finetune_manifest(tiny_speech_manifest, tmp_path_factory):
+    """The tiny manifests (``train.tsv``, ``valid.tsv``) with their labels: ``.wrd``, ``.ltr``, ``dict.ltr.txt``."""
+    import shutil
+
+    from hypervq_fairseq.data.labels import write_labels
+
+    out = tmp_path_factory.mktemp("finetune_manifest")
+    for name in ("train.tsv", "valid.tsv"):
+        shutil.copy(tiny_speech_manifest / name, out / name)
+    write_labels(out, ["train", "valid"])
+    return out
+
+
+@pytest.fixture(scope="session")
+def finetuned_checkpoint(pretrained_checkpoint, finetune_manifest, tmp_path_factory):
+    """``checkpoint_last.pt`` of 2 updates of CTC fine-tuning (``hypervq_ctc_tiny``) of ``pretrained_checkpoint`` (made once)."""
+    from pathlib import Path
+
+    import hypervq_fairseq.configs
+    from helpers.runs import run_console
+
+    work = tmp_path_factory.mktemp("hypervq_finetuned")
+    configs = Path(hypervq_fairseq.configs.__file__).parent / "finetune"
+    run_console("fairseq-hydra-train", "--config-dir", configs, "--config-name", "hypervq_ctc_tiny",
+                f"task.data={finetune_manifest}", f"model.w2v_path={pretrained_checkpoint}",
+                f"checkpoint.save_dir={work / 'ckpt'}", "optimization.max_update=2", f"hydra.run.dir={work / 'hydra'}",
+                cwd=work)
+    ckpt = work / "ckpt" / "checkpoint_last.pt"
+    assert ckpt.exists()
+    return ckpt
