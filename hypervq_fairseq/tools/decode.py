@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grid-lm-weights", type=_floats, default=[0.0, 0.5, 1.0, 1.5, 2.0, 3.0],
                    help="LM weights to try (default '0,0.5,1,1.5,2,3')")
     p.add_argument("--grid-word-scores", type=_floats, default=[-2.0, -1.0, 0.0, 1.0],
-                   help="word scores to try (default '-2,-1,0,1')")
+                   help="word scores to try (default '-2,-1,0,1'; write --grid-word-scores=-1,0 for a list that starts with -)")
     p.add_argument("--no-greedy", action="store_true", help="LM decoding only")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
     add_debug_flag(p)
