@@ -125,15 +125,21 @@ def read_references(manifest_dir, subset: str) -> List[str]:
     return path.read_text(encoding="utf-8").splitlines()
 
 
+def check_subset_files(manifest_dir, subset: str) -> None:
+    """The manifest, letter labels and words of ``subset`` are there (else a named error)."""
+    for ext in ("tsv", "ltr", "wrd"):
+        path = Path(manifest_dir) / f"{subset}.{ext}"
+        if not path.is_file():
+            hint = "" if ext == "tsv" else f" (hypervq-labels {manifest_dir} --splits {subset} writes it)"
+            raise DecodeError(f"{path} not found{hint}")
+
+
 def compute_emissions(ctc: CtcModel, manifest_dir, subset: str,
                       progress: Optional[Callable[[int, int], None]] = None) -> Subset:
     """Every utterance of ``SUBSET.tsv``, in manifest order, through the model alone (batch of one)."""
     import torch
 
-    for ext in ("tsv", "ltr"):
-        path = Path(manifest_dir) / f"{subset}.{ext}"
-        if not path.is_file():
-            raise DecodeError(f"{path} not found" + (" (hypervq-labels writes it)" if ext == "ltr" else ""))
+    check_subset_files(manifest_dir, subset)
     references = read_references(manifest_dir, subset)
     ctc.task.load_dataset(subset)
     dataset = ctc.task.dataset(subset)
@@ -339,9 +345,15 @@ def run(cfg: DecodeRun, log: Callable[[str], None] = print) -> List[dict]:
         check_tuning_subset(cfg.tune_subset)
     if not with_lm and not cfg.greedy:
         raise DecodeError("nothing to do: --no-greedy without --lm")
+    if with_lm:
+        import_flashlight()
+    for name in dict.fromkeys([*cfg.subsets, *([cfg.tune_subset] if cfg.tune_subset else [])]):
+        check_subset_files(cfg.manifest_dir, name)  # every missing file is reported before the model is loaded
     search = None
     if with_lm:
-        import_flashlight()  # fail before the model is loaded
+        for what, path in (("language model", cfg.arpa), ("lexicon", cfg.lexicon)):
+            if not os.path.isfile(path):
+                raise DecodeError(f"{what} {path} not found (hypervq-build-lm writes lm.arpa and lexicon.txt)")
     ctc = load_ctc_model(cfg.checkpoint, cfg.manifest_dir, cfg.device)
     if with_lm:
         letters = [s for s in ctc.symbols]
