@@ -7,8 +7,9 @@ query bindings only (no ``lmplz``), and ``arpabo`` 0.3.0 writes models whose pro
 sum to one (its Good-Turing and Kneser-Ney back-off weights are fixed at 1, so for a seen history
 the next-word probabilities add up to more than 1), which a decoder's LM weight cannot undo.
 The whole estimate is the few functions below, checked against a hand-computed model in
-``tests/test_decode.py``. Everything is kept in memory: fine for LibriSpeech's 960 h of transcripts
-(~10 M words), not for its 800 M-word LM corpus (use the official ``4-gram.arpa`` for that).
+``tests/test_decode.py``. Every n-gram is kept in memory (Python dicts): meant for fine-tuning
+transcripts such as LibriSpeech's 960 h, not for its LM text corpus (use the official
+``4-gram.arpa`` for that).
 
 Estimate, for an n-gram ``h w`` (history ``h``, n-1 words) of order n:
 

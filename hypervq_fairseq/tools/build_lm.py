@@ -23,7 +23,7 @@ EXAMPLES = """examples:
   hypervq-build-lm manifests/ft100h --out lm/ft100h
   # the offline demo: a trigram from its train.wrd
   hypervq-build-lm runs/demo_asr/manifest --out runs/demo_asr/lm --order 3
-  # LibriSpeech's official 4-gram.arpa: write only the lexicon of its 200k words
+  # LibriSpeech's official 4-gram.arpa: write only the lexicon of its words
   hypervq-build-lm manifests/ft100h --out lm/librispeech --arpa lm/librispeech/4-gram.arpa
 """
 
