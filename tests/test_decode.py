@@ -229,3 +229,11 @@ def test_build_lm_and_decode_end_to_end(finetuned_checkpoint, finetune_manifest,
             assert (row["lm_weight"], row["word_score"]) == (best["lm_weight"], best["word_score"])
             assert {w for h in hyp for w in h[2].split()} <= train_words  # only lexicon words
     assert not list(out.rglob(".*.tmp"))
+
+
+@pytest.mark.slow
+def test_pretraining_checkpoint_is_refused_in_one_line(pretrained_checkpoint, finetune_manifest, tmp_path, capsys):
+    code = decode_tool.main([str(pretrained_checkpoint), str(finetune_manifest), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and "hypervq_wav2vec2" in err[0] and "fine-tune it first" in err[0]
+    assert not (tmp_path / "out").exists()
