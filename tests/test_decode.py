@@ -237,3 +237,15 @@ def test_pretraining_checkpoint_is_refused_in_one_line(pretrained_checkpoint, fi
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and len(err) == 1 and "hypervq_wav2vec2" in err[0] and "fine-tune it first" in err[0]
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_wrong_dictionary_is_named(finetuned_checkpoint, finetune_manifest, tmp_path, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("valid.tsv", "valid.ltr", "valid.wrd"):
+        (data / name).write_bytes((finetune_manifest / name).read_bytes())
+    (data / "dict.ltr.txt").write_text("| 10\nA 5\n")  # another fine-tuning's dictionary
+    code = decode_tool.main([str(finetuned_checkpoint), str(data), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and "dict.ltr.txt has 6 symbols" in err[0], err

@@ -88,6 +88,7 @@ class CtcModel:
 def load_ctc_model(checkpoint, manifest_dir, device: str = "cpu") -> CtcModel:
     """The fine-tuned model of ``checkpoint`` with fairseq's task reading ``manifest_dir``."""
     from fairseq import checkpoint_utils
+    from fairseq.data import Dictionary
 
     from ..fairseq.checkpoints import FINETUNED_MODELS, read_checkpoint
 
@@ -101,21 +102,17 @@ def load_ctc_model(checkpoint, manifest_dir, device: str = "cpu") -> CtcModel:
     dict_path = os.path.join(manifest_dir, f"dict.{labels}.txt")
     if not os.path.isfile(dict_path):
         raise DecodeError(f"{dict_path} not found: the manifest folder needs the fine-tuning dictionary (hypervq-labels)")
+    proj = state["model"].get("w2v_encoder.proj.weight")
+    n_symbols = len(Dictionary.load(dict_path))
+    if proj is not None and proj.shape[0] != n_symbols:  # checked before fairseq's size-mismatch traceback
+        raise DecodeError(f"{dict_path} has {n_symbols} symbols but {checkpoint} has {proj.shape[0]} outputs: "
+                          f"use the dictionary the model was fine-tuned with")
     del state
     models, _cfg, task = checkpoint_utils.load_model_ensemble_and_task([checkpoint], arg_overrides={"data": manifest_dir})
     model = models[0].eval().to(device)
     d = task.target_dictionary
     blank = d.index(task.blank_symbol) if hasattr(task, "blank_symbol") else 0  # as fairseq's ctc criterion
-    n_out = _output_size(model)
-    if n_out is not None and n_out != len(d):
-        raise DecodeError(f"{dict_path} has {len(d)} symbols but the model has {n_out} outputs: "
-                          f"use the dictionary the model was fine-tuned with")
     return CtcModel(model, task, list(d.symbols), blank, (d.eos(),), device)  # the ctc criterion drops these too
-
-
-def _output_size(model) -> Optional[int]:
-    proj = getattr(getattr(model, "w2v_encoder", None), "proj", None)
-    return getattr(proj, "out_features", None)
 
 
 def read_references(manifest_dir, subset: str) -> List[str]:
