@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..cli import add_debug_flag, float_at_least, int_at_least, run
+from ..cli import add_debug_flag, finite_float, float_at_least, int_at_least, run
 
 EXAMPLES = """examples:
   # greedy (Viterbi) WER and CER on two subsets
@@ -29,11 +29,16 @@ EXAMPLES = """examples:
 """
 
 
-def _floats(text: str):
-    try:
-        return [float(x) for x in text.replace(",", " ").split()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a list of numbers (e.g. '0,1,2')") from None
+def _numbers(low=None):
+    """argparse type: a comma- or space-separated list of finite numbers (each >= ``low`` if given)."""
+    def parse(text: str):
+        parts = text.replace(",", " ").split()
+        if not parts:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a list of numbers (e.g. '0,1,2')")
+        one = finite_float() if low is None else float_at_least(low)
+        return [one(x) for x in parts]
+    parse.__name__ = "list of numbers"
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,16 +52,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="output folder (default: CHECKPOINT_FOLDER/decode)")
     p.add_argument("--lm", default=None, metavar="ARPA", help="word n-gram LM (ARPA, or KenLM binary) for beam search")
     p.add_argument("--lexicon", default=None, help="letter lexicon: WORD<TAB>W O R D | per line (hypervq-build-lm)")
-    p.add_argument("--lm-weight", type=float, default=2.0, help="LM weight (default 2)")
-    p.add_argument("--word-score", type=float, default=-1.0, help="score added per word (default -1)")
+    p.add_argument("--lm-weight", type=float_at_least(0.0, "LM weight"), default=2.0, help="LM weight (default 2)")
+    p.add_argument("--word-score", type=finite_float("word score"), default=-1.0, help="score added per word (default -1)")
     p.add_argument("--beam", type=int_at_least(1), default=500, help="beam size (default 500)")
     p.add_argument("--beam-threshold", type=float_at_least(0.0), default=25.0,
                    help="drop hypotheses this far below the best (default 25)")
     p.add_argument("--grid", metavar="DEV_SUBSET", default=None,
                    help="tune LM weight and word score on this subset (never a test* subset), then decode with the best")
-    p.add_argument("--grid-lm-weights", type=_floats, default=[0.0, 0.5, 1.0, 1.5, 2.0, 3.0],
+    p.add_argument("--grid-lm-weights", type=_numbers(0.0), default=[0.0, 0.5, 1.0, 1.5, 2.0, 3.0],
                    help="LM weights to try (default '0,0.5,1,1.5,2,3')")
-    p.add_argument("--grid-word-scores", type=_floats, default=[-2.0, -1.0, 0.0, 1.0],
+    p.add_argument("--grid-word-scores", type=_numbers(), default=[-2.0, -1.0, 0.0, 1.0],
                    help="word scores to try (default '-2,-1,0,1'; write --grid-word-scores=-1,0 for a list that starts with -)")
     p.add_argument("--no-greedy", action="store_true", help="LM decoding only")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
