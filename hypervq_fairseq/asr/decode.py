@@ -363,7 +363,8 @@ def run(cfg: DecodeRun, log: Callable[[str], None] = print) -> List[dict]:
     def subset_of(name: str) -> Subset:
         if name not in cache:
             t0 = time.time()
-            cache[name] = compute_emissions(ctc, cfg.manifest_dir, name)
+            cache[name] = compute_emissions(ctc, cfg.manifest_dir, name, progress=lambda i, n: (
+                log(f"{name}: emissions of {i}/{n} utterances") if i % 500 == 0 and i < n else None))
             log(f"{name}: emissions of {len(cache[name].emissions)} utterances in {time.time() - t0:.1f} s")
         return cache[name]
 
