@@ -35,6 +35,8 @@ import time
 from pathlib import Path
 from typing import Dict, List
 
+from hypervq_fairseq.eval.stats import difference_ci, mean_ci, standardized_difference, verdict
+
 REPO = Path(__file__).resolve().parents[1]
 DEMO_CONFIGS = REPO / "configs" / "demo"
 
@@ -270,38 +272,6 @@ METRICS = {
 }
 
 
-def mean_ci(values: List[float], level: float = 0.95):
-    """Mean and half-width of the t-interval (NaN half-width for one value)."""
-    from scipy import stats
-
-    n = len(values)
-    mean = sum(values) / n
-    if n < 2:
-        return mean, float("nan")
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    return mean, stats.t.ppf(0.5 + level / 2, n - 1) * sd / math.sqrt(n)
-
-
-def difference_ci(a: List[float], b: List[float], level: float = 0.95):
-    """Welch t-interval of mean(a) - mean(b)."""
-    from scipy import stats
-
-    ma, mb = sum(a) / len(a), sum(b) / len(b)
-    va = sum((x - ma) ** 2 for x in a) / (len(a) - 1)
-    vb = sum((x - mb) ** 2 for x in b) / (len(b) - 1)
-    se = math.sqrt(va / len(a) + vb / len(b))
-    if se == 0:
-        return ma - mb, 0.0
-    dof = se ** 4 / ((va / len(a)) ** 2 / (len(a) - 1) + (vb / len(b)) ** 2 / (len(b) - 1))
-    return ma - mb, stats.t.ppf(0.5 + level / 2, dof) * se
-
-
-def verdict(diff: float, half: float, better: str) -> str:
-    if not math.isfinite(half) or abs(diff) <= half:
-        return "no difference detected"
-    return "better" if (diff > 0) == (better == "higher") else "worse"
-
-
 def table(results: Dict[str, Dict[int, dict]], metrics, reference: str = "gumbel") -> str:
     """Markdown: one row per system (mean ± 95% CI over seeds), then each system against ``reference``."""
     names = [n for n in results if results[n]]
@@ -356,20 +326,11 @@ def rank_candidates(results: Dict[str, Dict[int, dict]], reference: str = "gumbe
         for m in TARGETS:
             a = [r[m] for r in runs.values() if m in r]
             b = [r[m] for r in ref.values() if m in r]
-            if len(a) < 2 or len(b) < 2:
-                continue
-            ma, mb = sum(a) / len(a), sum(b) / len(b)
-            pooled = math.sqrt(((len(a) - 1) * _var(a) + (len(b) - 1) * _var(b)) / (len(a) + len(b) - 2)) or 1e-12
-            sign = 1 if METRICS[m][1] == "higher" else -1
-            z[m] = sign * (ma - mb) / pooled
+            if len(a) >= 2 and len(b) >= 2:
+                z[m] = standardized_difference(a, b, METRICS[m][1])
         if z:
             ranking.append((name, min(z.values()), z))
     return sorted(ranking, key=lambda t: -t[1])
-
-
-def _var(values: List[float]) -> float:
-    m = sum(values) / len(values)
-    return sum((v - m) ** 2 for v in values) / (len(values) - 1)
 
 
 def machine() -> dict:

@@ -43,16 +43,16 @@ def test_pretraining_checkpoint_loads_after_import(pretrained_checkpoint, first)
 
 
 @pytest.mark.slow
-def test_finetuned_ctc_checkpoint_loads_after_import(finetuned_checkpoint):
-    name, model, inner, quantizer, task = load_in_fresh_interpreter(finetuned_checkpoint, "import hypervq_fairseq")
+def test_finetuned_ctc_checkpoint_loads_after_import(ctc_checkpoint):
+    name, model, inner, quantizer, task = load_in_fresh_interpreter(ctc_checkpoint, "import hypervq_fairseq")
     assert (name, model, task) == ("wav2vec_ctc", "Wav2VecCtc", "AudioFinetuningTask")
     # the encoder is the HyperVQ pretraining model, its quantizer removed by fine-tuning
     assert (inner, quantizer) == ("HyperVQWav2Vec2Model", "NoneType")
 
 
 @pytest.mark.slow
-def test_fairseq_validate_with_user_dir(finetuned_checkpoint, finetune_manifest, tmp_path):
-    proc = run_console("fairseq-validate", finetune_manifest, "--user-dir", PACKAGE_DIR, "--path", finetuned_checkpoint,
+def test_fairseq_validate_with_user_dir(ctc_checkpoint, finetune_manifest, tmp_path):
+    proc = run_console("fairseq-validate", finetune_manifest, "--user-dir", PACKAGE_DIR, "--path", ctc_checkpoint,
                        "--task", "audio_finetuning", "--labels", "ltr", "--valid-subset", "valid", "--criterion", "ctc",
                        "--post-process", "letter", "--cpu", "--max-tokens", "400000",
                        "--required-batch-size-multiple", "1", cwd=tmp_path)

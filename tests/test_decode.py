@@ -169,14 +169,14 @@ def test_missing_extra_is_one_line_naming_it(tmp_path):
 
 
 @pytest.mark.slow
-def test_greedy_equals_fairseq_ctc_viterbi(finetuned_checkpoint, finetune_manifest):
+def test_greedy_equals_fairseq_ctc_viterbi(ctc_checkpoint, finetune_manifest):
     """On the same emissions, greedy decoding gives fairseq's own argmax-collapse words (Dictionary.string +
     post_process "letter"), and the ctc criterion's word error count."""
     import torch
     from fairseq.criterions.ctc import CtcCriterion, CtcCriterionConfig
     from fairseq.data.data_utils import post_process
 
-    ctc = load_ctc_model(finetuned_checkpoint, finetune_manifest)
+    ctc = load_ctc_model(ctc_checkpoint, finetune_manifest)
     subset = compute_emissions(ctc, finetune_manifest, "valid")
     d = ctc.task.target_dictionary
     ours = [greedy_decode(e, ctc.symbols, ctc.blank, ctc.ignore) for e in subset.emissions]
@@ -198,7 +198,7 @@ def test_greedy_equals_fairseq_ctc_viterbi(finetuned_checkpoint, finetune_manife
 
 
 @pytest.mark.slow
-def test_build_lm_and_decode_end_to_end(finetuned_checkpoint, finetune_manifest, tmp_path, capsys):
+def test_build_lm_and_decode_end_to_end(ctc_checkpoint, finetune_manifest, tmp_path, capsys):
     pytest.importorskip("flashlight.lib.text", reason="the decode extra (flashlight-text) is not installed")
     lm_dir, out = tmp_path / "lm", tmp_path / "decode"
     assert build_lm_tool.main([str(finetune_manifest), "--out", str(lm_dir), "--order", "3"]) == 0
@@ -207,7 +207,7 @@ def test_build_lm_and_decode_end_to_end(finetuned_checkpoint, finetune_manifest,
     assert set(lexicon) == train_words and all(sp == [lm.spell(w)] for w, sp in lexicon.items())
     assert set(lm.arpa_words(lm_dir / "lm.arpa")) == train_words
 
-    code = decode_tool.main([str(finetuned_checkpoint), str(finetune_manifest), "--subsets", "valid", "train",
+    code = decode_tool.main([str(ctc_checkpoint), str(finetune_manifest), "--subsets", "valid", "train",
                              "--lm", str(lm_dir / "lm.arpa"), "--lexicon", str(lm_dir / "lexicon.txt"), "--beam", "20",
                              "--grid", "valid", "--grid-lm-weights=0,2", "--grid-word-scores=-1,1",
                              "--out", str(out), "--device", "cpu"])
@@ -240,12 +240,12 @@ def test_pretraining_checkpoint_is_refused_in_one_line(pretrained_checkpoint, fi
 
 
 @pytest.mark.slow
-def test_wrong_dictionary_is_named(finetuned_checkpoint, finetune_manifest, tmp_path, capsys):
+def test_wrong_dictionary_is_named(ctc_checkpoint, finetune_manifest, tmp_path, capsys):
     data = tmp_path / "data"
     data.mkdir()
     for name in ("valid.tsv", "valid.ltr", "valid.wrd"):
         (data / name).write_bytes((finetune_manifest / name).read_bytes())
     (data / "dict.ltr.txt").write_text("| 10\nA 5\n")  # another fine-tuning's dictionary
-    code = decode_tool.main([str(finetuned_checkpoint), str(data), "--out", str(tmp_path / "out")])
+    code = decode_tool.main([str(ctc_checkpoint), str(data), "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and len(err) == 1 and "dict.ltr.txt has 6 symbols" in err[0], err

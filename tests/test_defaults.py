@@ -70,3 +70,20 @@ def test_shipped_configs_use_the_defaults_or_say_why(path):
         assert "measured" in line.split("#", 1)[-1] if "#" in line else False, (
             f"{path.name}: {field}={model[field]!r} differs from the quantizer's default {defaults[option]!r} "
             f"without a comment naming the measurement")
+
+
+def test_the_vision_trainers_use_the_defaults():
+    """VQ-VAE, compare and VQ-SA build HyperVQ through these adapters and this command line."""
+    from hypervq_fairseq.vision.cli import build_parser
+    from hypervq_fairseq.vision.quantizers import HyperEmbMatVQ, HyperVQ
+
+    defaults = class_defaults()
+    for adapter in (HyperVQ, HyperEmbMatVQ):
+        params = inspect.signature(adapter.__init__).parameters
+        for option in ("clip_radius", "clip_mode", "logit_scale"):
+            assert same(params[option].default, defaults[option]), f"{adapter.__name__}.{option}"
+    q = HyperVQ(4, 8).inner
+    assert q.clip_radius == defaults["clip_radius"] and float(q.log_logit_scale.exp()[0]) == pytest.approx(defaults["logit_scale"])
+    args = build_parser().parse_args(["train", "--out", "x"])
+    assert same(args.clip_radius, defaults["clip_radius"]) and args.clip_mode == defaults["clip_mode"]
+    assert same(args.logit_scale, defaults["logit_scale"])

@@ -121,3 +121,32 @@ def test_selection_panels_sit_beside_perplexity_and_match_prefixed_tags(tmp_path
 
     height, width = matplotlib.image.imread(str(tmp_path / "sel.png")).shape[:2]
     assert height > width / 2  # 5 panels wrap onto two rows of three
+
+
+@pytest.mark.slow
+def test_recipe_step_4_plots_every_run(tmp_path):
+    """recipes/librispeech/04_monitor.sh: one curve per SAVE_DIR, labelled by its folder name."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tensorboardX import SummaryWriter
+
+    for name, agree in (("hypervq", 0.8), ("gumbel", 0.7)):
+        with SummaryWriter(str(tmp_path / name / "tb" / "train_inner")) as w:  # as fairseq logs them
+            for step in (1, 2):
+                for key, value in (("code_perplexity", 5.0), ("prob_perplexity", 6.0), ("sample_is_argmax", agree),
+                                   ("logit_gap", 1.0), ("logit_std", 2.0)):
+                    w.add_scalar(key, value, step)
+    script = Path(__file__).resolve().parents[1] / "recipes" / "librispeech" / "04_monitor.sh"
+    env = dict(os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"])
+    out = tmp_path / "plots"
+    done = subprocess.run(["bash", str(script), str(out), str(tmp_path / "hypervq"), str(tmp_path / "gumbel")],
+                          env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    page = (out / "perplexity.html").read_text()
+    assert "hypervq" in page and "gumbel" in page
+    assert (out / "perplexity.png").stat().st_size > 0 and (out / "selection.png").stat().st_size > 0
+    missing = subprocess.run(["bash", str(script), str(out)], env=env, capture_output=True, text=True)
+    assert missing.returncode == 2 and "usage" in missing.stderr

@@ -162,6 +162,7 @@ def test_compare_writes_a_paper_style_table(tmp_path):
     assert "silhouette HyperVQ > KmeansVQ" in table
     rows = json.loads((tmp_path / "results.json").read_text())["rows"]
     assert set(rows) == {"kmeans", "hypervq"} and all(0 < r["mse"] < 1 for r in rows.values())
+    assert rows["kmeans"]["sample_is_argmax"] is None and 0 <= rows["hypervq"]["sample_is_argmax"] <= 1
     # a rerun resumes: finished stages are read back, not retrained
     mtime = os.path.getmtime(tmp_path / "hypervq" / "vqvae" / "checkpoint.pt")
     run("compare", "--quantizers", "kmeans", "hypervq", "--steps", 3, "--probe-steps", 3, "--dis-steps", 3,
@@ -215,3 +216,24 @@ def test_old_quantizer_name_trains_and_its_checkpoints_resume_under_the_new_one(
     run("train", "--quantizer", "hypervq", "--steps", 2, "--out", tmp_path, "--resume", *TINY, *MODEL)
     assert torch.load(ckpt, weights_only=False)["step"] == 2
     run("codebook", "--checkpoint", ckpt, "--out", tmp_path / "codebook")
+
+
+def test_heldout_selection_draws_noise_in_the_quantizer_only_and_leaves_kmeans_untouched():
+    """evaluate_vqvae's held-out agreement: a Gumbel draw per test position, seeded; k-means reports none."""
+    from torch.utils.data import Subset
+
+    from hypervq_fairseq.vision.model import VQVAE, VQVAEConfig
+    from hypervq_fairseq.vision.train import evaluate_vqvae
+
+    images = Subset(load_dataset("fashion-mnist"), range(32))
+    torch.manual_seed(0)
+    model = VQVAE(VQVAEConfig(quantizer="hypervq", num_codes=16, embedding_dim=8, hidden=16, res_blocks=1, res_hidden=8))
+    first, second = evaluate_vqvae(model, images, batch_size=16), evaluate_vqvae(model, images, batch_size=16)
+    assert 0 < first["heldout_sample_is_argmax"] < 1 and first["heldout_logit_gap"] > 0
+    assert first == second and not model.quantizer.training and not model.training  # seeded; back in eval mode
+    kmeans = VQVAE(VQVAEConfig(quantizer="kmeans", num_codes=16, embedding_dim=8, hidden=16, res_blocks=1, res_hidden=8,
+                               quantizer_options={"ema": True}))
+    before = {k: v.clone() for k, v in kmeans.state_dict().items()}
+    metrics = evaluate_vqvae(kmeans, images, batch_size=16)
+    assert not any(k.startswith("heldout_") for k in metrics)
+    assert all(torch.equal(before[k], v) for k, v in kmeans.state_dict().items())

@@ -177,8 +177,11 @@ def test_each_quantizer_takes_only_the_settings_it_knows():
     assert options_for("gumbel", settings) == {"temp": [2.0, 0.5, 0.9], "diversity_weight": 0.1}
     assert options_for("kmeans", settings) == {"beta": 0.3, "ema": True}
     assert options_for("hyper_kmeans", settings) == {"beta": 0.3, "curvature": 0.5}
-    assert set(options_for("hypervq", settings)) == {"temp", "curvature", "clip_radius", "diversity_weight"}
-    assert set(options_for("hyper_embmat", settings)) == {"temp", "curvature", "clip_radius"}
+    settings.update(clip_mode="soft", logit_scale=1.5)
+    assert set(options_for("hypervq", settings)) == {"temp", "curvature", "clip_radius", "clip_mode", "logit_scale",
+                                                     "diversity_weight"}
+    assert set(options_for("hyper_embmat", settings)) == {"temp", "curvature", "clip_radius", "clip_mode",
+                                                          "logit_scale"}
     for name in QUANTIZERS:
         build_quantizer(name, 4, 8, **options_for(name, settings))
 

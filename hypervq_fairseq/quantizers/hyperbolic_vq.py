@@ -41,6 +41,10 @@ from .perplexity import code_usage
 
 
 CLIP_MODES = ("hard", "soft")
+# The defaults, chosen on held-out dev voices (docs/evidence.md); every trainer and config takes them from here.
+DEFAULT_CLIP_RADIUS = 2.0
+DEFAULT_CLIP_MODE = "hard"
+DEFAULT_LOGIT_SCALE = 2.0
 
 
 def clip_tangent(v: torch.Tensor, radius: float) -> torch.Tensor:
@@ -120,10 +124,10 @@ class HyperbolicVectorQuantizer(GumbelQuantizerBase):
         *,
         curvature: float = 1.0,
         learn_curvature: bool = False,
-        clip_radius: Optional[float] = 2.0,
-        clip_mode: str = "hard",
+        clip_radius: Optional[float] = DEFAULT_CLIP_RADIUS,
+        clip_mode: str = DEFAULT_CLIP_MODE,
         r_init: Tuple[float, float] = (0.1, 0.5),
-        logit_scale: float = 2.0,
+        logit_scale: float = DEFAULT_LOGIT_SCALE,
         learn_logit_scale: bool = False,
         invalid_frames: str = "raise",
         diagnostics: bool = False,

@@ -63,6 +63,7 @@ def run_compare(args, base_cfg: VQVAEConfig, quantizer_settings: dict, train_ds,
         d = _stage(os.path.join(out, "disentangle.json"), disent)
         rows[q] = {"mse": r["mse"], "perplexity": r["perplexity"], "codes_used": r["codes_used"],
                    "probe_accuracy": r["probe"]["accuracy"], "disentangle": d,
+                   "sample_is_argmax": r.get("heldout_sample_is_argmax"),  # None for k-means types
                    "stage_minutes_this_run": (time.time() - t0) / 60}
         if not args.quiet:
             print(f"[compare] {PAPER_NAMES.get(q, q)}: mse={r['mse']:.4f} ppl={r['perplexity']:.1f} "
@@ -77,7 +78,8 @@ def run_compare(args, base_cfg: VQVAEConfig, quantizer_settings: dict, train_ds,
 
 def settings(args) -> dict:
     keys = ["dataset", "subset", "test_subset", "num_codes", "embedding_dim", "hidden", "steps", "probe_steps",
-            "batch_size", "lr", "dis_steps", "dis_codes", "dis_dim", "dis_samples", "seed", "clip_radius", "temp"]
+            "batch_size", "lr", "dis_steps", "dis_codes", "dis_dim", "dis_samples", "seed", "clip_radius", "clip_mode",
+            "logit_scale", "temp"]
     return {k: getattr(args, k) for k in keys}
 
 
@@ -121,16 +123,19 @@ def results_table(rows: dict, args, minutes: float) -> str:
         f"Fashion-MNIST side-by-side: K={s['num_codes']}, D={s['embedding_dim']}, hidden={s['hidden']}, "
         f"{s['subset'] or 'all'} train / {s['test_subset'] or 'all'} test images, {s['steps']} VQ-VAE steps, "
         f"{s['probe_steps']} probe steps, batch {s['batch_size']}, seed {s['seed']}, Gumbel temperature {s['temp']}, "
-        f"HyperVQ/HyperEmbMatVQ clip radius {s['clip_radius'] or 'off'}; disentanglement: "
+        f"HyperVQ/HyperEmbMatVQ clip radius {s['clip_radius'] or 'off'} ({s['clip_mode']}), logit scale "
+        f"{s['logit_scale']}; disentanglement: "
         f"D={s['dis_dim']}, K={s['dis_codes']}, {s['dis_steps']} steps, {s['dis_samples']} samples. "
         f"Wall time of this invocation: {minutes:.1f} min.",
         "",
-        "| Method | MSE ↓ | Perplexity ↑ | Codes used | Probe acc. (%) ↑ | Silhouette ↑ | DB ↓ | Silhouette (noisy) ↑ | DB (noisy) ↓ |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| Method | MSE ↓ | Perplexity ↑ | Codes used | Sampled = argmax ↑ | Probe acc. (%) ↑ | Silhouette ↑ | DB ↓ "
+        "| Silhouette (noisy) ↑ | DB (noisy) ↓ |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for q, r in rows.items():
         d = r["disentangle"]
         lines.append(f"| {PAPER_NAMES.get(q, q)} | {_fmt(r['mse'], 4)} | {_fmt(r['perplexity'], 1)} | {r['codes_used']} | "
+                     f"{'-' if r.get('sample_is_argmax') is None else _fmt(r['sample_is_argmax'])} | "
                      f"{_fmt(r['probe_accuracy'], 2)} | {_fmt(d['clean']['silhouette'])} | {_fmt(d['clean']['davies_bouldin'])} | "
                      f"{_fmt(d['noisy']['silhouette'])} | {_fmt(d['noisy']['davies_bouldin'])} |")
     lines += ["", "Paper orderings:"]

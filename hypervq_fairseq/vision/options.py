@@ -14,6 +14,7 @@ import sys
 
 from ..cli import float_at_least, int_at_least, positive_float
 from ..quantizers.gumbel_base import parse_temp
+from ..quantizers.hyperbolic_vq import CLIP_MODES, DEFAULT_CLIP_MODE, DEFAULT_CLIP_RADIUS, DEFAULT_LOGIT_SCALE
 from .data import DATASETS
 from .model import VQVAEConfig
 from .quantizers import QUANTIZERS, canonical_name, options_for
@@ -87,15 +88,20 @@ def add_model_args(p: argparse.ArgumentParser, num_codes: int = 512, dim: int = 
                    help="Gumbel temperature (max, min, decay per update)")
     g.add_argument("--curvature", type=positive_float(), default=1.0,
                    help="ball curvature c (hypervq, hyper_embmat, hyper_kmeans)")
-    g.add_argument("--clip-radius", type=float_at_least(0.0), default=1.0,
+    g.add_argument("--clip-radius", type=float_at_least(0.0), default=DEFAULT_CLIP_RADIUS,
                    help="feature clipping of the tangent vector before exp_0 (Guo et al. 2022) for hypervq and "
-                        "hyper_embmat; 0 turns it off. Without it, short CPU runs collapsed to a few codes at eval")
+                        "hyper_embmat; 0 turns it off (the paper's method). Default: the quantizer's")
+    g.add_argument("--clip-mode", choices=CLIP_MODES, default=DEFAULT_CLIP_MODE,
+                   help="hard: rescale onto the sphere; soft: radius * tanh(|v| / radius), keeps the radial order")
+    g.add_argument("--logit-scale", type=positive_float(), default=DEFAULT_LOGIT_SCALE,
+                   help="multiplies the hyperbolic MLR logits (1 is the paper's equation). Default: the quantizer's")
 
 
 def quantizer_settings(args) -> dict:
     """Every quantizer option of the command line; each quantizer takes the ones it knows (``options_for``)."""
     return {"temp": list(parse_temp(args.temp)), "curvature": args.curvature,
-            "clip_radius": args.clip_radius if args.clip_radius > 0 else None, "beta": args.beta, "ema": args.ema}
+            "clip_radius": args.clip_radius if args.clip_radius > 0 else None, "clip_mode": args.clip_mode,
+            "logit_scale": args.logit_scale, "beta": args.beta, "ema": args.ema}
 
 
 def model_config(args, in_channels: int) -> VQVAEConfig:

@@ -91,7 +91,33 @@ def evaluate_vqvae(model: VQVAE, ds, batch_size: int = 256, workers: int = 0) ->
         "perplexity": perplexity_of(counts / counts.sum()).item(),
         "batch_perplexity": sum(batch_ppls) / len(batch_ppls),
         "codes_used": int((counts > 0).sum()),
+        **heldout_selection(model, ds, batch_size, workers),
     }
+
+
+@torch.no_grad()
+def heldout_selection(model: VQVAE, ds, batch_size: int = 256, workers: int = 0, seed: int = 0) -> dict:
+    """Selection statistics on held-out images: one Gumbel draw per position, as in training.
+
+    Only the quantizer runs in training mode (it draws the noise); the encoder stays in eval.
+    Empty for quantizers without Gumbel selection (k-means types).
+    """
+    quantizer = model.quantizer
+    probe = next(iter(ordered_batches(ds, batch_size, device=device_of(model), workers=workers)))[0][:1]
+    if not quantizer(model.encoder(probe)).selection:  # asked in eval mode: training mode may update k-means state
+        return {}
+    totals, n = {}, 0
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        quantizer.train()
+        try:
+            for x, _ in ordered_batches(ds, batch_size, device=device_of(model), workers=workers):
+                for key, value in quantizer(model.encoder(x)).selection.items():
+                    totals[key] = totals.get(key, 0.0) + float(value) * x.shape[0]
+                n += x.shape[0]
+        finally:
+            quantizer.eval()
+    return {f"heldout_{key}": value / n for key, value in totals.items()}
 
 
 def train_from_args(args, cfg: VQVAEConfig, train_ds) -> VQVAE:

@@ -16,6 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ...quantizers import HyperbolicVectorQuantizer
+from ...quantizers.hyperbolic_vq import DEFAULT_CLIP_MODE, DEFAULT_CLIP_RADIUS, DEFAULT_LOGIT_SCALE
 from ...quantizers.perplexity import group_perplexities
 from ...quantizers.selection import selection_stats
 from .base import VQOutput, VisionQuantizer, from_rows, to_rows
@@ -23,11 +24,13 @@ from .base import VQOutput, VisionQuantizer, from_rows, to_rows
 
 class HyperEmbMatVQ(VisionQuantizer):
     def __init__(self, dim: int, num_codes: int, *, temp=(2.0, 0.5, 0.999), curvature: float = 1.0,
-                 clip_radius: Optional[float] = None):
+                 clip_radius: Optional[float] = DEFAULT_CLIP_RADIUS, clip_mode: str = DEFAULT_CLIP_MODE,
+                 logit_scale: float = DEFAULT_LOGIT_SCALE):
         super().__init__(dim, num_codes)
         self.mlr = HyperbolicVectorQuantizer(
             dim=dim, num_vars=num_codes, temp=temp, groups=1, combine_groups=False, vq_dim=dim,
-            time_first=True, curvature=curvature, clip_radius=clip_radius,
+            time_first=True, curvature=curvature, clip_radius=clip_radius, clip_mode=clip_mode,
+            logit_scale=logit_scale,
         )
         self.embedding = nn.Parameter(torch.empty(num_codes, dim).uniform_())  # GumbelVQ's initialisation
 

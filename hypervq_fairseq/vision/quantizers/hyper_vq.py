@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Optional
 
 from ...quantizers import HyperbolicVectorQuantizer
+from ...quantizers.hyperbolic_vq import DEFAULT_CLIP_MODE, DEFAULT_CLIP_RADIUS, DEFAULT_LOGIT_SCALE
 from .base import SharedGumbelAdapter
 
 
@@ -24,12 +25,15 @@ class HyperVQ(SharedGumbelAdapter):
         *,
         temp=(2.0, 0.5, 0.999),
         curvature: float = 1.0,
-        clip_radius: Optional[float] = None,
+        clip_radius: Optional[float] = DEFAULT_CLIP_RADIUS,
+        clip_mode: str = DEFAULT_CLIP_MODE,
+        logit_scale: float = DEFAULT_LOGIT_SCALE,
         diversity_weight: float = 0.0,
     ):
         super().__init__(dim, num_codes)
         self.diversity_weight = diversity_weight
         self.inner = HyperbolicVectorQuantizer(
             dim=dim, num_vars=num_codes, temp=temp, groups=1, combine_groups=False, vq_dim=dim,
-            time_first=True, curvature=curvature, clip_radius=clip_radius,
+            time_first=True, curvature=curvature, clip_radius=clip_radius, clip_mode=clip_mode,
+            logit_scale=logit_scale,
         )
