@@ -8,7 +8,8 @@
 #     WORD<TAB>W O R D |), else hypervq-build-lm writes one for the ARPA's words;
 #   - otherwise hypervq-build-lm counts a 4-gram on MANIFEST_DIR/train.wrd into LM_DIR (lm.arpa, lexicon.txt).
 # TUNE: the subset on which --grid picks the LM weight and word score (default dev-other if decoded,
-# else the first subset not named test*; test subsets are never used for tuning).
+# else the first subset not named test*; test subsets are never used for tuning; TUNE=none: no tuning,
+# the default LM weight and word score).
 #   bash recipes/librispeech/10_decode_lm.sh manifests/ft100h ckpt/ft100h/checkpoint_best.pt dev-clean dev-other test-clean test-other
 #   LM_DIR=runs/demo_asr/lm bash recipes/librispeech/10_decode_lm.sh runs/demo_asr/manifest runs/demo_asr/ctc/checkpoint_best.pt valid
 set -euo pipefail
@@ -30,6 +31,6 @@ if [ -z "$TUNE" ]; then
   if [ -z "$TUNE" ]; then for s in "$@"; do case "$s" in test*) ;; *) TUNE=$s; break ;; esac; done; fi
 fi
 grid=()
-[ -n "$TUNE" ] && grid=(--grid "$TUNE")
+[ -n "$TUNE" ] && [ "$TUNE" != none ] && grid=(--grid "$TUNE")
 exec hypervq-decode "$CKPT" "$DATA" --subsets "$@" --lm "$ARPA" --lexicon "$LM_DIR/lexicon.txt" "${grid[@]}" \
   --out "$(dirname "$CKPT")/decode_lm"
