@@ -7,9 +7,9 @@ query bindings only (no ``lmplz``), and ``arpabo`` 0.3.0 writes models whose pro
 sum to one (its Good-Turing and Kneser-Ney back-off weights are fixed at 1, so for a seen history
 the next-word probabilities add up to more than 1), which a decoder's LM weight cannot undo.
 The whole estimate is the few functions below, checked against a hand-computed model in
-``tests/test_decode.py``. Every n-gram is kept in memory (Python dicts): meant for fine-tuning
-transcripts such as LibriSpeech's 960 h, not for its LM text corpus (use the official
-``4-gram.arpa`` for that).
+``tests/test_decode.py``. Every n-gram is kept in memory (Python dicts), so memory grows with the
+number of distinct n-grams (docs/asr.md has a measurement): meant for fine-tuning transcripts, not
+for LibriSpeech's LM text corpus (use the official ``4-gram.arpa`` for that).
 
 Estimate, for an n-gram ``h w`` (history ``h``, n-1 words) of order n:
 
