@@ -28,6 +28,7 @@ training number).
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import os
 import time
@@ -296,8 +297,6 @@ def report_files(out_dir, rows: List[dict], hypotheses: Dict[tuple, tuple], meta
     for r in rows:
         lines.append("\t".join(_cell(r.get(k)) for k in ROW_KEYS))
     files[out_dir / "wer.tsv"] = lines
-    import json
-
     files[out_dir / "wer.json"] = json.dumps({**meta, "rows": rows}, indent=1, allow_nan=False) + "\n"
     for (subset, decoder), (ids, refs, hyps) in hypotheses.items():
         table = ["id\treference\thypothesis\tword_errors\treference_words"]
