@@ -60,3 +60,15 @@ def finetuned_checkpoint(pretrained_checkpoint, tiny_speech_manifest, tmp_path_f
     ckpt = work / "ckpt" / "checkpoint_last.pt"
     assert ckpt.exists()
     return ckpt, data
+
+
+@pytest.fixture(scope="session")
+def ctc_checkpoint(finetuned_checkpoint):
+    """The checkpoint file of ``finetuned_checkpoint``."""
+    return finetuned_checkpoint[0]
+
+
+@pytest.fixture(scope="session")
+def finetune_manifest(finetuned_checkpoint):
+    """The data folder of ``finetuned_checkpoint``: ``train``/``valid`` manifests, ``.wrd``, ``.ltr``, ``dict.ltr.txt``."""
+    return finetuned_checkpoint[1]

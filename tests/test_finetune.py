@@ -115,7 +115,8 @@ def test_finetune_hypervq_checkpoint_and_wer(pretrained_checkpoint, tiny_speech_
         load_pretrained(save / "checkpoint_last.pt")
 
 
-@pytest.mark.parametrize("step", ["05_tokens.sh", "06_labels.sh", "07_finetune.sh", "08_decode.sh", "09_demo_asr.sh"])
+@pytest.mark.parametrize("step", ["05_tokens.sh", "06_labels.sh", "07_finetune.sh", "08_decode.sh", "09_demo_asr.sh",
+                                  "10_decode_lm.sh"])
 def test_recipe_steps_parse_and_explain_usage(step, tmp_path):
     import subprocess
 

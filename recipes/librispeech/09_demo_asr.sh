@@ -3,7 +3,8 @@
 # (real speech from Debian's Asterisk prompts in LibriSpeech's layout; no download). It runs the
 # same steps as for LibriSpeech: corpus -> manifests + labels (06) -> tiny HyperVQ pretraining
 # (or PRETRAINED=an existing checkpoint, e.g. hypervq-demo's) -> tokens + codebook report (05)
-# -> CTC fine-tuning (07, configs/finetune/hypervq_ctc_tiny.yaml) -> Viterbi WER (08).
+# -> CTC fine-tuning (07, configs/finetune/hypervq_ctc_tiny.yaml) -> Viterbi WER (08) -> greedy and LM
+# WER and CER (10).
 #   bash recipes/librispeech/09_demo_asr.sh                                   # everything under runs/demo_asr
 #   PRETRAINED=runs/demo/hypervq/ckpt/checkpoint_last.pt bash recipes/librispeech/09_demo_asr.sh
 #   PRETRAIN_UPDATES=20 FINETUNE_UPDATES=20 MAX_MINUTES=10 bash recipes/librispeech/09_demo_asr.sh runs/quick
@@ -28,3 +29,5 @@ bash "$HERE/05_tokens.sh" "$PRETRAINED" "$W/manifest" "$W/tokens"
 bash "$HERE/07_finetune.sh" hypervq_ctc_tiny "$W/manifest" "$PRETRAINED" "$W/ctc" \
   "optimization.max_update=${FINETUNE_UPDATES:-300}"
 MAX_TOKENS=400000 bash "$HERE/08_decode.sh" "$W/manifest" "$W/ctc/checkpoint_best.pt" valid   # hypervq_ctc_tiny's batches
+# greedy and trigram-LM WER/CER (the LM counted on the demo's train.wrd; no tuning: valid is the only subset)
+LM_DIR="$W/lm" ORDER=3 TUNE=none bash "$HERE/10_decode_lm.sh" "$W/manifest" "$W/ctc/checkpoint_best.pt" valid
