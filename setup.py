@@ -61,6 +61,10 @@ setup(
         "dev": ["pytest", "mpmath"],  # mpmath: high-precision reference in the core math tests
         # token quality against phones: forced alignment (bundled en-us model) and ABX triplets/DTW
         "units": ["pocketsphinx==5.1.1", "zerospeech-libriabx2==0.9.8", "pandas>=2.2.2"],  # pandas < 2.2.2 breaks on numpy 2
+        # hypervq-export-hf: Wav2Vec2Model / Wav2Vec2ForCTC folders (safetensors)
+        "hf": ["transformers==5.23.0", "safetensors"],
+        # hypervq-decode --lm: flashlight's lexicon beam-search decoder, KenLM included in the wheel
+        "decode": ["flashlight-text==0.0.7"],
     },
     entry_points={
         "console_scripts": [
@@ -76,6 +80,9 @@ setup(
             "hypervq-vision=hypervq_fairseq.vision.cli:main",
             "hypervq-align=hypervq_fairseq.tools.align:main",
             "hypervq-unit-eval=hypervq_fairseq.tools.unit_eval:main",
+            "hypervq-export-hf=hypervq_fairseq.tools.export_hf:main",
+            "hypervq-decode=hypervq_fairseq.tools.decode:main",
+            "hypervq-build-lm=hypervq_fairseq.tools.build_lm:main",
         ],
     },
 )

@@ -229,7 +229,8 @@ def units(ckpt: Path, data: Path, role: str) -> Dict[str, float]:
 
     per_set = []
     for name in UNIT_SETS[role]:
-        r = evaluate_units([ckpt], data / name, "valid", names=["q"], seed=0, progress=False)["systems"]["q"]
+        r = evaluate_units([ckpt], data / name, "valid", names=["q"], seed=0, progress=False,
+                           kmeans_baselines=False)["systems"]["q"]
         per_set.append(r)
     out = {"pnmi": sum(r["pnmi"] for r in per_set) / len(per_set),
            "abx_within": 100 * sum(r["abx_within"] for r in per_set) / len(per_set)}

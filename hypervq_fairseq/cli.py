@@ -128,6 +128,14 @@ def float_at_least(low: float, what: str = "") -> Callable[[str], float]:
     return parse
 
 
+def finite_float(what: str = "") -> Callable[[str], float]:
+    """argparse type: any finite number (negative allowed)."""
+    def parse(text: str) -> float:
+        return _number(float, text, what=what)
+    parse.__name__ = "finite number"
+    return parse
+
+
 def fraction(what: str = "") -> Callable[[str], float]:
     """argparse type: a number in ``[0, 1]``."""
     def parse(text: str) -> float:

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${HYPERVQ_VENV:-.venv}
 PY=${PYTHON:-python3}
-EXTRAS=${HYPERVQ_EXTRAS:-vision,dev,units}
+EXTRAS=${HYPERVQ_EXTRAS:-vision,dev,units,hf,decode}
 LOG=${HYPERVQ_SETUP_LOG:-setup.log}
 START=$(date +%s)
 : > "$LOG"

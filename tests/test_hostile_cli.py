@@ -22,6 +22,9 @@ SCRIPTS = {
     "hypervq-tokenize": "hypervq_fairseq.tools.tokenize",
     "hypervq-vision": "hypervq_fairseq.vision.cli",
     "hypervq-demo": "hypervq_fairseq.tools.demo",
+    "hypervq-export-hf": "hypervq_fairseq.tools.export_hf",
+    "hypervq-decode": "hypervq_fairseq.tools.decode",
+    "hypervq-build-lm": "hypervq_fairseq.tools.build_lm",
 }
 PENDING = {}  # scripts whose numeric options are not yet checked: none
 

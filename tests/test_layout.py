@@ -25,6 +25,7 @@ ALLOWED = {
     "data": {"data", "files", "errors", "cli"},
     "fairseq": {"core", "quantizers", "data", "files", "errors", "fairseq"},
     "eval": {"core", "quantizers", "data", "files", "errors", "cli", "eval", "fairseq"},
+    "asr": {"data", "files", "errors", "cli", "asr", "fairseq"},
     "vision": {"core", "quantizers", "files", "errors", "cli", "vision"},
     "tools": None,  # console scripts: anything
     "__init__": {"core", "quantizers", "fairseq", "_after_import"},

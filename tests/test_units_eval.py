@@ -76,6 +76,9 @@ def test_scores_baselines_and_outputs_on_the_same_frames(pretrained_checkpoint, 
     # seeded: the same call gives the same numbers
     again = evaluate_units([pretrained_checkpoint], flite_set, names=["tiny"], kmeans_k=20, progress=False)
     assert again["systems"] == systems
+    # without the k-means fits: the same quantizer and floor numbers, nothing else
+    quick = evaluate_units([pretrained_checkpoint], flite_set, names=["tiny"], progress=False, kmeans_baselines=False)
+    assert quick["systems"] == {n: systems[n] for n in ("tiny", "random_tiny")}
 
 
 def test_a_manifest_without_alignment_is_refused_in_one_line(tiny_speech_manifest, pretrained_checkpoint, tmp_path):

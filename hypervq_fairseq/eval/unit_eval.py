@@ -258,8 +258,8 @@ def score_system(system: System, labels: Dict[str, List[str]], *, frame_rate: fl
 
 
 def build_baselines(models, codes, states, mfcc, *, layer: int, kmeans_k: int, seed: int, max_fit_frames: int,
-                    progress: bool) -> List[System]:
-    """The quantizers, then per checkpoint its random floor and layer k-means, then MFCC k-means."""
+                    progress: bool, kmeans: bool = True) -> List[System]:
+    """The quantizers, then per checkpoint its random floor and (``kmeans``) layer k-means, then MFCC k-means."""
     from tqdm import tqdm
 
     from .baselines import kmeans_codes, kmeans_sizes, random_codes
@@ -267,20 +267,21 @@ def build_baselines(models, codes, states, mfcc, *, layer: int, kmeans_k: int, s
     systems = [System(n, "quantizer", codes[n], pm.num_vars, f"{type(pm.model.quantizer).__name__} of {pm.path}")
                for n, pm in models.items()]
     used = {s.name: len(np.unique(np.concatenate(list(s.combined().values())))) for s in systems}
-    jobs = [(n, k) for n in models for k in kmeans_sizes([used[n]], kmeans_k)]
-    jobs += [(None, k) for k in kmeans_sizes(list(used.values()), kmeans_k)]
+    sizes = {n: kmeans_sizes([used[n]], kmeans_k) if kmeans else [] for n in models}
+    mfcc_sizes = kmeans_sizes(list(used.values()), kmeans_k) if kmeans else []
+    jobs = [(n, k) for n in models for k in sizes[n]] + [(None, k) for k in mfcc_sizes]
     with tqdm(total=len(jobs), desc="k-means", unit="fit", disable=not progress) as bar:
         for n, pm in models.items():
             systems.append(System(f"random_{n}", "random", random_codes(codes[n], seed=seed), pm.num_vars,
                                   f"codes of {n} shuffled across frames (seed {seed})"))
-            for k in kmeans_sizes([used[n]], kmeans_k):
+            for k in sizes[n]:
                 ids, k_used = kmeans_codes(states[n], k, seed=seed, max_fit_frames=max_fit_frames)
                 name = f"kmeans_layer{layer}_{k_used}_{n}"
                 if all(s.name != name for s in systems):
                     systems.append(System(name, "kmeans_layer", ids, k_used, f"k-means (K={k_used}) on transformer "
                                           f"layer {layer} of {n}"))
                 bar.update(1)
-        for k in kmeans_sizes(list(used.values()), kmeans_k):
+        for k in mfcc_sizes:
             ids, k_used = kmeans_codes(mfcc, k, seed=seed, max_fit_frames=max_fit_frames)
             name = f"kmeans_mfcc_{k_used}"
             if all(s.name != name for s in systems):
@@ -295,13 +296,15 @@ def build_baselines(models, codes, states, mfcc, *, layer: int, kmeans_k: int, s
 def evaluate_units(checkpoints: Sequence, data_dir, subset: str = "valid", *, names: Optional[Sequence[str]] = None,
                    layer: Optional[int] = None, kmeans_k: int = 100, seed: int = 0, out=None, abx: bool = True,
                    max_fit_frames: int = 100_000, abx_max_size_group: int = 10, abx_max_x_across: int = 5,
-                   device: str = "cpu", progress: bool = True) -> dict:
+                   device: str = "cpu", progress: bool = True, kmeans_baselines: bool = True) -> dict:
     """Evaluate the quantizers of ``checkpoints`` against the phones of ``data_dir/SUBSET.phn``; return results.json's dict.
 
     ``names``: one per checkpoint (default: ``hypervq``/``gumbel`` from the quantizer's type).
     ``layer``: transformer layer for the k-means baselines (default: the middle one).
     ``out``: folder for results.json, results.md, frames.tsv and the pictures (None: nothing written).
     ``seed``: k-means, shuffling and ABX sampling; the same seed gives the same numbers.
+    ``kmeans_baselines=False`` scores the quantizers and their random floors only (the k-means fits
+    and their ABX dominate the time; a study of many checkpoints needs them once, not per run).
     """
     from tqdm import tqdm
 
@@ -340,7 +343,7 @@ def evaluate_units(checkpoints: Sequence, data_dir, subset: str = "valid", *, na
     # 2. one pass over the audio, then the baselines
     codes, states, mfcc, labels = extract(models, data, layer=layer, geometry=(stride, field), progress=progress)
     systems = build_baselines(models, codes, states, mfcc, layer=layer, kmeans_k=kmeans_k, seed=seed,
-                              max_fit_frames=max_fit_frames, progress=progress)
+                              max_fit_frames=max_fit_frames, progress=progress, kmeans=kmeans_baselines)
 
     # 3. scores
     from .abx import triphone_items

@@ -50,8 +50,13 @@ class PretrainedModel:
 
 
 def quantizer_fingerprint(quantizer: nn.Module) -> str:
+    return tensors_fingerprint(quantizer.state_dict())
+
+
+def tensors_fingerprint(tensors) -> str:
+    """sha256 (16 hex digits) of named tensors, in name order: the quantizer's fingerprint from its state dict."""
     h = hashlib.sha256()
-    for name, tensor in sorted(quantizer.state_dict().items()):
+    for name, tensor in sorted(tensors.items()):
         h.update(name.encode())
         h.update(tensor.detach().cpu().contiguous().float().numpy().tobytes())
     return h.hexdigest()[:16]

@@ -5,8 +5,9 @@
 # speaking the training sentences) -> manifests + labels (06, SET=demo-asr) -> tiny HyperVQ
 # pretraining on train (or PRETRAINED=a checkpoint) -> tokens + codebook report of dev (05) ->
 # CTC fine-tuning (07, configs/finetune/hypervq_ctc_demo.yaml; checkpoint picked on dev) ->
-# greedy WER and letter error rate of dev (valid) and the held-apart test (08), then a few test
-# sentences beside their references (W/ctc/samples.txt). docs/demo_asr.md has the measured rates.
+# greedy WER and letter error rate of dev (valid) and the held-apart test (08) -> greedy and trigram-LM
+# WER/CER with every sentence beside its reference (10; LM weights tuned on dev, never on test).
+# docs/demo_asr.md has the measured rates.
 #   bash recipes/librispeech/09_demo_asr.sh                                   # everything under runs/demo_asr
 #   PRETRAINED=runs/demo_asr/pretrain/checkpoint_last.pt bash recipes/librispeech/09_demo_asr.sh runs/again
 #   PRETRAIN_UPDATES=20 FINETUNE_UPDATES=20 FLITE_VOICES=slt bash recipes/librispeech/09_demo_asr.sh runs/quick
@@ -38,13 +39,7 @@ SPLITS=valid bash "$HERE/05_tokens.sh" "$PRETRAINED" "$W/manifest" "$W/tokens"
 bash "$HERE/07_finetune.sh" hypervq_ctc_demo "$W/manifest" "$PRETRAINED" "$W/ctc" \
   "optimization.max_update=${FINETUNE_UPDATES:-3000}" "common.seed=$SEED"
 MAX_TOKENS=260000 bash "$HERE/08_decode.sh" "$W/manifest" "$W/ctc/checkpoint_best.pt" valid test   # hypervq_ctc_demo's batches
-python - "$W/ctc/checkpoint_best.pt" "$W/manifest" > "$W/ctc/samples.txt" <<'PY'
-import sys
-from hypervq_fairseq.eval.ctc_greedy import decode_subset, error_rates
-decoded = decode_subset(sys.argv[1], sys.argv[2], "test")
-rates = error_rates(decoded)
-print(f"held-apart test, greedy, one utterance at a time: WER {rates['wer']:.1f}%, letter error rate {rates['ler']:.1f}%")
-for d in decoded:
-    print(f"REF: {d.reference}\nHYP: {d.hypothesis}\n")
-PY
-head -12 "$W/ctc/samples.txt"
+# greedy and trigram-LM WER/CER, one utterance at a time, sentences in W/ctc/decode_lm/hyp/ (the LM
+# counted on the training transcripts; its weight and word score tuned on valid, never on test)
+LM_DIR="$W/lm" ORDER=3 TUNE=valid bash "$HERE/10_decode_lm.sh" "$W/manifest" "$W/ctc/checkpoint_best.pt" valid test
+head -n 11 "$W/ctc/decode_lm/hyp/test.greedy.tsv"
