@@ -240,3 +240,26 @@ def remove_stale_temporaries(folder: PathLike, pattern: str = "*") -> list:
             tmp.unlink(missing_ok=True)
             removed.append(tmp)
     return removed
+
+
+@contextlib.contextmanager
+def atomic_folder(path: PathLike, staging: PathLike = None):
+    """Build a whole folder, then put it in place: yields the staging folder to fill.
+
+    The staging folder (default ``.NAME.tmp`` beside ``NAME``) starts empty; when the block
+    ends without an error it replaces ``path`` (an existing folder there is removed first: the
+    one moment a reader can find nothing), and on any error, Ctrl-C included, it is deleted and
+    ``path`` is left as it was.
+    """
+    path = Path(path)
+    staging = Path(staging) if staging is not None else temporary_path(path)
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        yield staging
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(staging, path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

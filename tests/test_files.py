@@ -72,3 +72,20 @@ def test_permissions_follow_the_umask_like_a_plain_open(tmp_path, umask, mode):
     subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=True, preexec_fn=lambda: os.umask(umask))
     modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
     assert modes == {"a.txt": mode, "b.txt": mode, "c.txt": mode, "plain.txt": mode}
+
+
+def test_atomic_folder_replaces_on_success_and_keeps_the_old_folder_on_error(tmp_path):
+    from hypervq_fairseq.files import atomic_folder, temporary_path
+
+    out = tmp_path / "corpus"
+    out.mkdir()
+    (out / "old.txt").write_text("old")
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_folder(out) as staging:
+            (staging / "new.txt").write_text("half")
+            raise KeyboardInterrupt
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus"] and (out / "old.txt").read_text() == "old"
+    with atomic_folder(out) as staging:
+        assert staging == temporary_path(out) and not any(staging.iterdir())
+        (staging / "new.txt").write_text("new")
+    assert [p.name for p in out.iterdir()] == ["new.txt"] and not temporary_path(out).exists()

@@ -42,6 +42,7 @@ import numpy as np
 import soundfile as sf
 
 from ..errors import InputError, ManifestError
+from ..files import atomic_folder
 
 SAMPLE_RATE = 16000
 ASTERISK_SOUNDS = Path(os.environ.get("HYPERVQ_ASTERISK_SOUNDS", "/usr/share/asterisk/sounds"))
@@ -337,10 +338,7 @@ def build_demo_corpus(
     if root.exists() and any(root.iterdir()) and not meta_path.exists():
         raise FileExistsError(f"{root} exists and is not a demo corpus (no {METADATA}); choose an empty or new folder")
     root.parent.mkdir(parents=True, exist_ok=True)
-    tmp_root = root.with_name(root.name + ".partial")
-    shutil.rmtree(tmp_root, ignore_errors=True)
-    tmp_root.mkdir()
-    try:
+    with atomic_folder(root, root.with_name(root.name + ".partial")) as tmp_root:
         subsets = _write_tree(tmp_root, chosen, train_subset, valid_subset, valid_every, progress)
         if valid_every and subsets[valid_subset]["utterances"] == 0:
             raise ManifestError(f"only {len(chosen)} utterances: too few for one validation clip every {valid_every}")
@@ -351,12 +349,6 @@ def build_demo_corpus(
                           "Transcripts of non-English voices are the English source text of each prompt, "
                           "not verbatim transcripts."))
         (tmp_root / METADATA).write_text(json.dumps(meta, indent=1) + "\n")
-        if root.exists():
-            shutil.rmtree(root)
-        os.replace(tmp_root, root)
-    except BaseException:
-        shutil.rmtree(tmp_root, ignore_errors=True)
-        raise
     return DemoCorpus(root, subsets, speakers)
 
 
@@ -452,10 +444,7 @@ def build_asr_corpus(
     if root.exists() and any(root.iterdir()) and not meta_path.exists():
         raise FileExistsError(f"{root} exists and is not an ASR demo corpus (no {ASR_METADATA}); choose an empty or new folder")
     root.parent.mkdir(parents=True, exist_ok=True)
-    tmp_root = root.with_name(root.name + ".partial")
-    shutil.rmtree(tmp_root, ignore_errors=True)
-    tmp_root.mkdir()
-    try:
+    with atomic_folder(root, root.with_name(root.name + ".partial")) as tmp_root:
         assigned = [(ASR_SUBSETS[split], utt) for split in ("train", "dev", "test") for utt in chosen[split]]
         subsets = _write_clips(tmp_root, assigned, tuple(ASR_SUBSETS.values()), progress)
         kept = {split: {u.source for u in chosen[split]} for split in chosen}
@@ -466,10 +455,4 @@ def build_asr_corpus(
                           "spoken in train-asr, by the real voice or by flite. Real voice: Debian "
                           "asterisk-core-sounds-en-g722, CC-BY-SA; generated at run time."))
         (tmp_root / ASR_METADATA).write_text(json.dumps(meta, indent=1) + "\n")
-        if root.exists():
-            shutil.rmtree(root)
-        os.replace(tmp_root, root)
-    except BaseException:
-        shutil.rmtree(tmp_root, ignore_errors=True)
-        raise
     return DemoCorpus(root, subsets, speakers)

@@ -28,7 +28,6 @@ import json
 import math
 import os
 import re
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -36,6 +35,7 @@ from typing import Dict, List, Optional, Tuple
 import torch
 
 from ..errors import CheckpointError, HyperVQError, OutputError
+from ..files import atomic_folder
 from .checkpoints import FINETUNED_MODELS, read_checkpoint, tensors_fingerprint
 
 PRETRAINING_MODELS = ("hypervq_wav2vec2", "wav2vec2")
@@ -543,11 +543,7 @@ def export(checkpoint, out, *, dictionary=None, overwrite: bool = False) -> Expo
     weights = fill_state_dict(src, mapping, expected, hf_prefix)
     model.load_state_dict(weights, strict=True)
 
-    staging = out.with_name(f".{out.name}.tmp")
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True)
-    try:
+    with atomic_folder(out) as staging:  # the folder appears complete or not at all
         model.save_pretrained(staging, safe_serialization=True)
         extractor = transformers.Wav2Vec2FeatureExtractor(
             feature_size=1, sampling_rate=int(src.task.get("sample_rate", 16000)), padding_value=0.0,
@@ -578,12 +574,6 @@ def export(checkpoint, out, *, dictionary=None, overwrite: bool = False) -> Expo
         }
         (staging / "export.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
         files = sorted(p.name for p in staging.iterdir())
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return ExportResult(out, src.kind, cls.__name__, len(mapping.mapped), mapping.left_out, mapping.synthesized,
                         mapping.notes, files)
 
