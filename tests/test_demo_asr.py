@@ -2,7 +2,9 @@
 test (or dev) sentence is ever heard in pretraining or fine-tuning; manifests as recipe 06 writes
 them (SET=demo-asr); the greedy decoder's error rates."""
 import json
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -70,8 +72,9 @@ def test_recipe_06_writes_test_apart_from_valid(tmp_path):
     root = tmp_path / "corpus"
     build_asr_corpus(root, flite_voices=(), max_seconds=2.0, max_utterances=6)
     out = tmp_path / "manifest"
+    env = dict(os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"])  # the venv's tools
     proc = subprocess.run(["bash", str(RECIPES / "06_labels.sh"), "demo-asr", str(root), str(out)],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     for split, subset in (("train", "train-asr"), ("valid", "dev-asr"), ("test", "test-asr")):
         assert (out / f"{split}.ltr").exists()
