@@ -124,7 +124,7 @@ def test_ctrl_c_during_a_run_leaves_no_manifest(tiny_speech_corpus, tmp_path):
 
     root = tmp_path / "LibriSpeech"
     src = sorted(tiny_speech_corpus.rglob("*.flac"))
-    for i in range(2000):  # hard links: a few seconds of inspection
+    for i in range(10000):  # hard links: far more inspection than the time it takes the signal to land
         folder = root / "dev-clean" / "1" / str(i // 100)
         folder.mkdir(parents=True, exist_ok=True)
         os.link(src[i % len(src)], folder / f"1-{i // 100}-{i:04d}.flac")
