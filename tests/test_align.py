@@ -100,6 +100,7 @@ def english_manifest(tiny_speech_corpus, tiny_speech_manifest, tmp_path):
     return tmp_path
 
 
+@pytest.mark.slow
 def test_align_keeps_the_english_voice_caches_and_realigns_changed_audio(english_manifest):
     report, = align_manifest_dir(english_manifest, ["train"], progress=False)
     root, rows = read_manifest(english_manifest / "train.tsv")

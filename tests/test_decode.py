@@ -153,6 +153,7 @@ def test_grid_refuses_test_subsets(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_missing_extra_is_one_line_naming_it(tmp_path):
     """Where flashlight-text is not installed (simulated: its import fails), --lm stops with one line."""
     code = ("import sys; sys.modules['flashlight'] = None\n"

@@ -4,10 +4,13 @@ import math
 import subprocess
 import sys
 
+import pytest
+
 from hypervq_fairseq.eval.logs import read_json_records
 from hypervq_fairseq.tools.demo import format_table, summarize
 
 
+@pytest.mark.slow
 def test_demo_runs_end_to_end(tmp_path):
     work = tmp_path / "demo"
     cmd = [sys.executable, "-m", "hypervq_fairseq.tools.demo", "--workdir", str(work), "--updates", "2",

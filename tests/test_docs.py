@@ -51,6 +51,7 @@ def test_docs_hold_commands():
     assert len(ALL_COMMANDS) > 40 and CONSOLE_SCRIPTS
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("doc, command", ALL_COMMANDS, ids=[f"{d}:{c[:60]}" for d, c in ALL_COMMANDS])
 def test_every_documented_command_exists(doc, command):
     program, args = program_and_args(command)
@@ -99,6 +100,7 @@ def test_console_scripts_answer_help_with_examples(script):
 SNIPPETS = [(doc.relative_to(REPO).as_posix(), i, s) for doc in DOCS for i, s in enumerate(code_blocks(doc, "python"))]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("doc, index, snippet", SNIPPETS, ids=[f"{d}#{i}" for d, i, _ in SNIPPETS])
 def test_python_snippets_run(doc, index, snippet, tmp_path):
     """Self-contained snippets run; those that name the user's own files (checkpoints, manifests)

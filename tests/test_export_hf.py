@@ -144,6 +144,7 @@ def fresh_checkpoint(pretrained_checkpoint, path, model_cfg: dict, normalize: bo
     return state
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_other_architectures_and_quantizers(variant, pretrained_checkpoint, tiny_speech_manifest, tmp_path):
     """Freshly initialised models (fairseq builds them from the changed config) exported and compared."""
@@ -203,6 +204,7 @@ def test_exported_quantizer_gives_hypervq_tokenize_ids(pretrained_checkpoint, pr
     assert frames > 100
 
 
+@pytest.mark.slow
 def test_ctc_logits_equal_fairseqs(ctc_export, fairseq_ctc, tiny_speech_manifest):
     fs, _task = fairseq_ctc
     hf = transformers.Wav2Vec2ForCTC.from_pretrained(ctc_export).eval()
@@ -228,6 +230,7 @@ def fairseq_greedy(ids: torch.Tensor, dictionary) -> str:
     return post_process(dictionary.string(toks[toks != 0]), "letter")
 
 
+@pytest.mark.slow
 def test_processor_vocabulary_decodes_like_fairseqs_dictionary(ctc_export, fairseq_ctc, tiny_speech_manifest):
     fs, task = fairseq_ctc
     d = task.target_dictionary
@@ -285,6 +288,7 @@ def test_a_tensor_without_counterpart_is_refused_by_name(pretrained_checkpoint, 
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_settings_transformers_cannot_hold_are_refused_by_name(pretrained_checkpoint, finetuned_checkpoint, tmp_path):
     state = torch.load(pretrained_checkpoint, map_location="cpu", weights_only=False)
     state["cfg"]["model"]["layer_type"] = "conformer"
@@ -305,6 +309,7 @@ def test_settings_transformers_cannot_hold_are_refused_by_name(pretrained_checkp
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_without_the_hf_extra_the_command_names_it(tmp_path):
     code = ("import sys; sys.modules['transformers'] = None\n"
             "from hypervq_fairseq.tools.export_hf import main\n"
@@ -317,7 +322,6 @@ def test_without_the_hf_extra_the_command_names_it(tmp_path):
     assert len(lines) == 1 and "'hf' extra" in lines[0] and "pip install" in lines[0], proc.stderr
 
 
-@pytest.mark.slow
 @pytest.mark.slow
 def test_base_architecture(pretrained_checkpoint, tiny_speech_manifest, tmp_path):
     """wav2vec 2.0 BASE as configs/hypervq_w2v2.yaml builds it (fresh weights): 12 layers, a 512 -> 768
@@ -358,6 +362,7 @@ def test_verify_option_prints_the_largest_differences(pretrained_checkpoint, fin
     assert line.startswith("verify on 2 utterances") and float(re.search(r"logits ([0-9.e+-]+)", line).group(1)) <= ATOL
 
 
+@pytest.mark.slow
 def test_models_without_a_quantizer_or_a_mask_embedding(pretrained_checkpoint, finetuned_checkpoint, tmp_path, capsys):
     # a pretraining checkpoint saved without its quantizer: the model alone, and a note saying so
     state = torch.load(pretrained_checkpoint, map_location="cpu", weights_only=False)

@@ -13,6 +13,9 @@ from helpers.runs import check_ok, hydra_train, json_records, run_tool, tensorbo
 
 pytest.importorskip("fairseq")
 
+pytestmark = pytest.mark.slow  # every test here shares one real training run
+
+
 UPDATES = 3
 HYPER_KEYS = ("code_perplexity", "prob_perplexity", "temp", "code_perplexity_g0", "code_perplexity_g1",
               "prob_perplexity_g0", "prob_perplexity_g1", "dead_codes", "hyperbolic_radius")

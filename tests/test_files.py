@@ -62,6 +62,7 @@ def test_check_writable_folder_names_what_is_wrong_and_creates_nothing(tmp_path)
             files.check_writable_folder(tmp_path / "ro" / "out")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
 def test_permissions_follow_the_umask_like_a_plain_open(tmp_path, umask, mode):
     code = ("import sys; from hypervq_fairseq import files; "

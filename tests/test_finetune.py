@@ -78,6 +78,7 @@ def test_missing_transcript_fails_before_writing(tiny_speech_manifest, tmp_path)
     assert sorted(p.name for p in data.iterdir()) == ["train.tsv"]
 
 
+@pytest.mark.slow
 def test_finetune_hypervq_checkpoint_and_wer(pretrained_checkpoint, tiny_speech_manifest, tmp_path):
     data = copy_manifests(tiny_speech_manifest, tmp_path / "data")
     labels.write_labels(data, ["train", "valid"])

@@ -117,6 +117,7 @@ def test_missing_subsets_are_named(tmp_path, tiny_speech_corpus):
         build_manifests(tiny_speech_corpus, tmp_path / "out", train_subsets=["train-clean-360"], progress=False)
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_a_run_leaves_no_manifest(tiny_speech_corpus, tmp_path):
     import signal
     import subprocess
@@ -226,6 +227,7 @@ def test_an_output_folder_that_cannot_be_written_fails_before_the_scan(tmp_path,
     assert len(err.splitlines()) == 1 and expected in err and str(out) in err and "bad audio" not in err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("umask, mode", [(0o022, "0o644"), (0o027, "0o640")])
 def test_files_written_honour_the_umask(tmp_path, tiny_speech_corpus, umask, mode):
     import subprocess

@@ -210,6 +210,7 @@ def _last_frame(text):
 
 @pytest.mark.parametrize("kind", ["stereo_audio", "negative_curvature",
                                   pytest.param("gumbel_negative_temperature", marks=pytest.mark.slow)])
+@pytest.mark.slow
 def test_fairseq_hydra_train_reports_our_message(corpus, tmp_path, kind):
     overrides = ["task._name=hypervq_audio_pretraining", "task.min_sample_size=0", "optimization.max_update=1"]
     if kind == "stereo_audio":

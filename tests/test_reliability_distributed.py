@@ -17,6 +17,9 @@ import torch
 from helpers.runs import quiet_env, run, train_command
 
 
+pytestmark = pytest.mark.slow  # every test here shares one real training run
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

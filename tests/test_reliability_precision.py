@@ -36,6 +36,7 @@ TINY = dict(quantize_targets=True, conv_feature_layers="[(32, 10, 5)] + [(32, 3,
     ["common.fp16=true", "common.fp16_no_flatten_grads=true"],
     ["common.bf16=true"],
 ], ids=["fp16", "bf16"])
+@pytest.mark.slow
 def test_fairseq_low_precision_pretraining_has_finite_losses(tiny_speech_manifest, tmp_path, precision):
     save = tmp_path / "ckpt"
     log = run(train_command(str(tiny_speech_manifest), str(save),

@@ -38,12 +38,14 @@ def killed_and_resumed(tiny_speech_manifest, tmp_path_factory):
     return killed, at_kill, resumed, save
 
 
+@pytest.mark.slow
 def test_the_first_run_was_killed_by_sigkill(killed_and_resumed):
     killed, at_kill, _, _ = killed_and_resumed
     assert killed.returncode == -signal.SIGKILL
     assert max(killed.updates) in (5, 6) and "checkpoint_last.pt" in at_kill
 
 
+@pytest.mark.slow
 def test_checkpoints_left_by_the_kill_are_whole(killed_and_resumed):
     _, at_kill, _, _ = killed_and_resumed
     last = at_kill["checkpoint_last.pt"]
@@ -53,6 +55,7 @@ def test_checkpoints_left_by_the_kill_are_whole(killed_and_resumed):
     assert adam and all(int(s["step"]) == 3 for s in adam.values())
 
 
+@pytest.mark.slow
 def test_resume_repeats_the_killed_runs_updates_exactly(killed_and_resumed):
     killed, _, resumed, _ = killed_and_resumed
     assert resumed.returncode == 0, resumed.tail()
@@ -63,6 +66,7 @@ def test_resume_repeats_the_killed_runs_updates_exactly(killed_and_resumed):
         assert {k: before[k] for k in COMPARED} == {k: after[k] for k in COMPARED}, n
 
 
+@pytest.mark.slow
 def test_resumed_run_finishes_with_a_loadable_checkpoint(killed_and_resumed):
     _, _, resumed, save = killed_and_resumed
     state = torch.load(save / "checkpoint_last.pt", map_location="cpu", weights_only=False)
@@ -156,6 +160,7 @@ BLOCKER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_loading_without_the_plugin_says_how_to_get_it(killed_and_resumed, tmp_path):
     save = killed_and_resumed[3]
     env = dict(os.environ, PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1")
@@ -168,6 +173,7 @@ def test_loading_without_the_plugin_says_how_to_get_it(killed_and_resumed, tmp_p
     assert "'import hypervq_fairseq'" in last
 
 
+@pytest.mark.slow
 def test_loading_with_the_plugin_imported_works(killed_and_resumed):
     import hypervq_fairseq  # noqa: F401  (all a user needs)
     from fairseq import checkpoint_utils

@@ -191,6 +191,7 @@ def test_checkpoint_without_quantizer_is_refused_clearly(pretrained_checkpoint, 
         assert rc == 1 and str(bad) in err and "Traceback" not in err, err
 
 
+@pytest.mark.slow
 def test_codebook_report_counts_and_plots(pretrained_checkpoint, tiny_speech_manifest, tm, tmp_path, capsys):
     out = tmp_path / "train.tok"
     dump_tokens(tm, tiny_speech_manifest / "train.tsv", out, combine=True, progress=False)
@@ -212,6 +213,7 @@ def test_codebook_report_counts_and_plots(pretrained_checkpoint, tiny_speech_man
     assert "perplexity" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_codebook_report_straight_from_checkpoint(pretrained_checkpoint, tiny_speech_manifest, tmp_path):
     tok = tmp_path / "valid.tok"
     dump_tokens(load_pretrained(pretrained_checkpoint), tiny_speech_manifest / "valid.tsv", tok, progress=False)

@@ -81,6 +81,7 @@ def test_scores_baselines_and_outputs_on_the_same_frames(pretrained_checkpoint, 
     assert quick["systems"] == {n: systems[n] for n in ("tiny", "random_tiny")}
 
 
+@pytest.mark.slow
 def test_a_manifest_without_alignment_is_refused_in_one_line(tiny_speech_manifest, pretrained_checkpoint, tmp_path):
     from helpers.runs import run_tool
 

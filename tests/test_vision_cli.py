@@ -44,6 +44,7 @@ def test_train_writes_checkpoint_metrics_and_tensorboard(trained):
     assert not [f for f in os.listdir(trained) if f.endswith(".tmp")]  # atomic writes leave nothing behind
 
 
+@pytest.mark.slow
 def test_train_logs_selection_statistics_for_gumbel_type_quantizers(tmp_path, capsys):
     """The training loop's TensorBoard file holds the three numbers for HyperVQ and GumbelVQ, not for k-means."""
     from torch.utils.data import Subset
@@ -73,6 +74,7 @@ def test_train_logs_selection_statistics_for_gumbel_type_quantizers(tmp_path, ca
     assert "warning" not in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("quantizer", ["hypervq", "kmeans"])
 def test_resume_continues_exactly(tmp_path, quantizer):
     """2 steps + resume to 4 gives the same weights as 4 steps in one go (Gumbel noise included)."""
@@ -87,6 +89,7 @@ def test_resume_continues_exactly(tmp_path, quantizer):
         assert torch.equal(a["model"][k], b["model"][k]), k
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_different_config(tmp_path, capsys):
     run("train", "--quantizer", "kmeans", "--steps", 1, "--out", tmp_path, *TINY, *MODEL)
     capsys.readouterr()
@@ -96,6 +99,7 @@ def test_resume_refuses_a_different_config(tmp_path, capsys):
     assert len(err) == 1 and err[0].startswith("hypervq-vision: error:") and "trained with config" in err[0]
 
 
+@pytest.mark.slow
 def test_probe_trains_a_head_on_frozen_features(trained, tmp_path):
     before = torch.load(trained / "checkpoint.pt", weights_only=False)["model"]
     run("probe", "--checkpoint", trained / "checkpoint.pt", "--steps", 60, "--out", tmp_path, *TINY)
@@ -115,6 +119,7 @@ def test_codebook_grid_has_one_patch_per_code(trained, tmp_path):
     assert (w, h) == (4 * (32 + 2) + 2, 4 * (32 + 2) + 2)  # 4×4 grid of 4×4 patches upscaled ×8, 2 px padding
 
 
+@pytest.mark.slow
 def test_disentangle_scores_with_latent_dim_3(tmp_path):
     run("disentangle", "--quantizer", "kmeans", "--steps", 10, "--samples", 200, "--out", tmp_path, *TINY, "--hidden", "16")
     scores = json.loads((tmp_path / "disentangle.json").read_text())
@@ -127,6 +132,7 @@ def test_disentangle_scores_with_latent_dim_3(tmp_path):
     assert Image.open(tmp_path / "scatter.png").size[0] > 100
 
 
+@pytest.mark.slow
 def test_prior_trains_samples_and_scores_with_local_inception_weights(trained, tmp_path, monkeypatch):
     """The real Inception-v3 (random weights saved to a file, as a user's weights would be), fed 75×75
     instead of 299×299 images so that the test takes seconds: the network accepts both."""
@@ -154,6 +160,7 @@ def test_prior_trains_samples_and_scores_with_local_inception_weights(trained, t
     assert torch.load(tmp_path / "p" / "prior.pt", weights_only=False)["step"] == 6
 
 
+@pytest.mark.slow
 def test_compare_writes_a_paper_style_table(tmp_path):
     run("compare", "--quantizers", "kmeans", "hypervq", "--steps", 3, "--probe-steps", 3, "--dis-steps", 3,
         "--dis-samples", 100, "--out", tmp_path, *TINY, *MODEL)
@@ -204,6 +211,7 @@ def test_missing_datasets_name_the_path(tmp_path):
         load_dataset("imagenet", str(tmp_path))
 
 
+@pytest.mark.slow
 def test_old_quantizer_name_trains_and_its_checkpoints_resume_under_the_new_one(tmp_path, capsys):
     with pytest.warns(DeprecationWarning, match="use 'hypervq'"):
         run("train", "--quantizer", "hyper", "--steps", 1, "--out", tmp_path, *TINY, *MODEL)

@@ -205,6 +205,7 @@ def test_hypervq_vision_dispatches_vqsa(tmp_path, capsys):
     assert exit_.value.code == 2 and "'pq'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_resnet50_backbone_loads_a_local_torchvision_file(tmp_path):
     from torchvision.models import resnet50
 
