@@ -20,15 +20,14 @@ import argparse
 import csv
 import json
 import os
-import platform
 import resource
-import shlex
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from hypervq_fairseq.eval.stats import difference_ci, mean_ci, verdict
+from provenance import provenance_line
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "recipes" / "librispeech" / "09_demo_asr.sh"
@@ -97,9 +96,7 @@ def report(out: Path) -> str:
     if results:
         r = results[0]
         lines += ["", f"pretraining updates {r['pretrain_updates']}, fine-tuning updates {r['finetune_updates']}."]
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
-    lines += ["", f"machine: {platform.platform()}, {os.cpu_count()} CPUs; commit {commit or '?'}; command: "
-                  f"`python bench/demo_asr.py {shlex.join(sys.argv[1:])}`"]
+    lines += ["", provenance_line()]
     return "\n".join(lines) + "\n"
 
 

@@ -27,7 +27,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import shlex
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from pathlib import Path
 from typing import Dict, List
 
 from hypervq_fairseq.eval.stats import difference_ci, mean_ci, standardized_difference, verdict
+from provenance import provenance_line
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_CONFIGS = REPO / "configs" / "demo"
@@ -334,17 +334,6 @@ def rank_candidates(results: Dict[str, Dict[int, dict]], reference: str = "gumbe
     return sorted(ranking, key=lambda t: -t[1])
 
 
-def machine() -> dict:
-    def git(*args):
-        try:
-            return subprocess.check_output(["git", *args], cwd=REPO, text=True).strip()
-        except (OSError, subprocess.CalledProcessError):
-            return "?"
-    return {"host_cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-            "commit": git("rev-parse", "--short", "HEAD"), "dirty": bool(git("status", "--porcelain")),
-            "command": shlex.join([sys.executable and "python", *sys.argv])}
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="examples:\n  python bench/evidence.py data --out runs/evidence\n"
@@ -379,10 +368,7 @@ def main(argv=None) -> int:
                        for name in args.candidates}
             if any(results.values()):
                 text = table(results, [m for m in METRICS if any(m in r for v in results.values() for r in v.values())])
-                info = machine()
-                (out / f"{role}.md").write_text(f"{text}\n\nmachine: {info['platform']}, {info['host_cpus']} CPUs; "
-                                                f"commit {info['commit']}{' (uncommitted changes)' if info['dirty'] else ''}; "
-                                                f"command: `{info['command']}`\n")
+                (out / f"{role}.md").write_text(f"{text}\n\n{provenance_line()}\n")
                 log(f"{role} table -> {out / (role + '.md')}")
                 print(text)
                 if role == "dev":

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
 import subprocess
 import sys
@@ -25,6 +24,7 @@ import time
 from pathlib import Path
 
 from hypervq_fairseq.eval.stats import difference_ci, mean_ci, verdict
+from provenance import provenance_line
 
 REPO = Path(__file__).resolve().parents[1]
 NAMES = {"kmeans": "KmeansVQ", "gumbel": "GumbelVQ", "hypervq": "HyperVQ", "hyper_kmeans": "HyperKmeansVQ",
@@ -123,9 +123,7 @@ def report(out: Path) -> str:
         word = {"better": "holds", "worse": "reversed", "no difference detected": "not shown"}[v]
         lines.append(f"| {source} | {label}: {NAMES[a]} {sign} {NAMES[b]} | {diff:+.{d + 1}f} ± {half:.{d + 1}f} | "
                      f"**{word}** |")
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
-    lines += ["", f"machine: {platform.platform()}, {os.cpu_count()} CPUs; commit {commit or '?'}; command: "
-                  f"`python bench/vision_evidence.py {shlex.join(sys.argv[1:])}`"]
+    lines += ["", provenance_line()]
     return "\n".join(lines) + "\n"
 
 

@@ -300,10 +300,9 @@ def build_demo_corpus(
                   languages=sorted(languages) if languages else None, valid_every=valid_every,
                   train_subset=train_subset, valid_subset=valid_subset, sounds_dir=str(sounds))
     meta_path = root / METADATA
-    if meta_path.exists() and not force:
-        meta = json.loads(meta_path.read_text())
-        if meta.get("params") == params:
-            return DemoCorpus(root, meta["subsets"], meta["speakers"], reused=True)
+    reused = None if force else _reuse(meta_path, params)
+    if reused is not None:
+        return reused
     if max_utterances is not None and max_utterances < 1:
         raise InputError(f"max_utterances must be >= 1, got {max_utterances}")
     if min_seconds > max_seconds:
@@ -350,6 +349,16 @@ def build_demo_corpus(
                           "not verbatim transcripts."))
         (tmp_root / METADATA).write_text(json.dumps(meta, indent=1) + "\n")
     return DemoCorpus(root, subsets, speakers)
+
+
+def _reuse(meta_path: Path, params: dict):
+    """The finished corpus beside ``meta_path`` when it was built with ``params``, else None."""
+    if not meta_path.exists():
+        return None
+    meta = json.loads(meta_path.read_text())
+    if meta.get("params") != params:
+        return None
+    return DemoCorpus(meta_path.parent, meta["subsets"], meta["speakers"], reused=True)
 
 
 def held_apart_split(text: str, test_percent: int = 10, dev_percent: int = 10) -> str:
@@ -402,10 +411,9 @@ def build_asr_corpus(
                   min_seconds=min_seconds, max_seconds=max_seconds, max_utterances=max_utterances,
                   salt=ASR_SPLIT_SALT, sounds_dir=str(sounds))
     meta_path = root / ASR_METADATA
-    if meta_path.exists() and not force:
-        meta = json.loads(meta_path.read_text())
-        if meta.get("params") == params:
-            return DemoCorpus(root, meta["subsets"], meta["speakers"], reused=True)
+    reused = None if force else _reuse(meta_path, params)
+    if reused is not None:
+        return reused
     if max_utterances is not None and max_utterances < 1:
         raise InputError(f"max_utterances must be >= 1, got {max_utterances}")
     held_apart_split("", test_percent, dev_percent)  # checks the percentages
