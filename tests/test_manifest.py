@@ -132,8 +132,13 @@ def test_ctrl_c_during_a_run_leaves_no_manifest(tiny_speech_corpus, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "valid.tsv").write_text("/old\nx.flac\t1\n")
+    def as_from_a_shell():  # earlier tests may leave SIGINT blocked or ignored in this process; a shell would not
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
     proc = subprocess.Popen([sys.executable, "-m", "hypervq_fairseq.tools.manifest", str(root), "--out", str(out),
-                             "--workers", "1"], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+                             "--workers", "1"], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                            preexec_fn=as_from_a_shell)
     seen = ""
     while "dev-clean:" not in seen:  # the progress bar has started
         ch = proc.stderr.read(1)
