@@ -1,0 +1,71 @@
+"""The seed tables of bench/vision_evidence.py and bench/demo_asr.py, from result files written here."""
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+@pytest.fixture(scope="module")
+def bench_module():
+    sys.path.insert(0, str(BENCH))
+    try:
+        yield lambda name: importlib.import_module(name)
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def _vqsa_results(out: Path, seed: int, mce: dict):
+    rows = [{"key": k, "name": k, "metrics": {"clean": 85.0 + seed, "known": 78.0, "unknown": 77.0 + seed, "mCE": v}}
+            for k, v in mce.items()]
+    (out / f"seed_{seed}").mkdir(parents=True)
+    (out / f"seed_{seed}" / "results.json").write_text(json.dumps({"rows": rows}))
+
+
+def test_vqsa_report_gives_a_verdict_per_ordering(tmp_path, bench_module):
+    ve = bench_module("vision_evidence")
+    for seed, jitter in enumerate([0.0, 0.4, -0.3]):
+        _vqsa_results(tmp_path, seed, {"reference": 100.0, "hypervq": 48.0 + jitter, "kmeans": 52.0 - jitter,
+                                       "gumbel": 48.5 + jitter, "none": 60.0 + jitter})
+    text = ve.report(tmp_path, "vqsa")
+    rows = {line.split("|")[2].strip(): line for line in text.splitlines() if line.startswith("| Table 6") or
+            line.startswith("| the head") or line.startswith("| GumbelVQ")}
+    assert "**holds**" in rows["mCE (backbone alone = 100): HyperVQ-SA < VQ-SA"]
+    assert "**holds**" in rows["mCE (backbone alone = 100): HyperVQ-SA < backbone alone"]
+    assert "**holds**" in rows["mCE (backbone alone = 100): HyperVQ-SA < backbone + corruption pairs (no head)"]
+    assert "**not shown**" in rows["clean acc. (%): HyperVQ-SA > VQ-SA"]  # identical per seed: no difference
+    assert "| HyperVQ-SA | 86.00 ± " in text and "seeds 0, 1, 2" in text
+
+
+def test_vqvae_report_still_reads_the_compare_rows(tmp_path, bench_module):
+    ve = bench_module("vision_evidence")
+    for seed in range(2):
+        row = lambda mse, ppl: {"mse": mse, "perplexity": ppl, "codes_used": 100, "probe_accuracy": 80.0,
+                                "disentangle": {c: {"silhouette": 0.1, "davies_bouldin": 2.0} for c in ("clean", "noisy")}}
+        (tmp_path / f"seed_{seed}").mkdir()
+        (tmp_path / f"seed_{seed}" / "results.json").write_text(json.dumps(
+            {"rows": {"hypervq": row(0.02 + seed / 1000, 90.0 + seed), "gumbel": row(0.03 + seed / 1000, 50.0 - seed)}}))
+    text = ve.report(tmp_path)
+    assert "perplexity: HyperVQ > GumbelVQ | +" in text and "**holds**" in text
+
+
+def test_demo_asr_report_compares_starts(tmp_path, bench_module):
+    da = bench_module("demo_asr")
+    base = {"hypervq": 40.0, "gumbel": 41.0, "none": 70.0}
+    for start, ler in base.items():
+        for seed, jitter in [(1, 0.5), (2, -0.5), (3, 0.2)]:
+            d = tmp_path / f"{start}_s{seed}"
+            d.mkdir()
+            (d / "result.json").write_text(json.dumps(dict(
+                start=start, seed=seed, pretrain_updates=400, finetune_updates=3000, test_ler=ler + jitter,
+                test_wer=90.0, dev_ler=ler, dev_wer=92.0, test_greedy_wer=91.0, test_greedy_cer=ler,
+                test_lm_wer=80.0 + jitter, test_lm_cer=ler + 1, lm_weight=1.0, word_score=0.0, cpu_seconds=900.0)))
+    text = da.report(tmp_path)
+    lines = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| ")}
+    assert "**better** for HyperVQ pretraining" in lines["pretraining helps (HyperVQ)"]
+    assert "**no difference detected**" in lines["quantizer: HyperVQ vs Gumbel"]
+    assert "| 3 |" in lines["HyperVQ pretraining"]
+    assert "**better** for the LM" in lines["the LM lowers WER (all 9 runs, paired)"]
