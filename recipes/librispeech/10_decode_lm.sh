@@ -9,7 +9,8 @@
 #   - otherwise hypervq-build-lm counts a 4-gram on MANIFEST_DIR/train.wrd into LM_DIR (lm.arpa, lexicon.txt).
 # TUNE: the subset on which --grid picks the LM weight and word score (default dev-other if decoded,
 # else the first subset not named test*; test subsets are never used for tuning; TUNE=none: no tuning,
-# the default LM weight and word score).
+# the default LM weight and word score). GRID_LM_WEIGHTS / GRID_WORD_SCORES: other grids than
+# hypervq-decode's defaults (comma-separated).
 #   bash recipes/librispeech/10_decode_lm.sh manifests/ft100h ckpt/ft100h/checkpoint_best.pt dev-clean dev-other test-clean test-other
 #   LM_DIR=runs/demo_asr/lm bash recipes/librispeech/10_decode_lm.sh runs/demo_asr/manifest runs/demo_asr/ctc/checkpoint_best.pt valid
 set -euo pipefail
@@ -32,5 +33,7 @@ if [ -z "$TUNE" ]; then
 fi
 grid=()
 [ -n "$TUNE" ] && [ "$TUNE" != none ] && grid=(--grid "$TUNE")
+[ -n "${GRID_LM_WEIGHTS:-}" ] && grid+=("--grid-lm-weights=$GRID_LM_WEIGHTS")
+[ -n "${GRID_WORD_SCORES:-}" ] && grid+=("--grid-word-scores=$GRID_WORD_SCORES")
 exec hypervq-decode "$CKPT" "$DATA" --subsets "$@" --lm "$ARPA" --lexicon "$LM_DIR/lexicon.txt" "${grid[@]}" \
   --out "$(dirname "$CKPT")/decode_lm"
