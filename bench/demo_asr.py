@@ -1,7 +1,7 @@
 """Does pretraining help the demo recognizer, and does the quantizer matter? Greedy WER / letter error rate on
 the held-apart test prompts after the same fine-tuning from HyperVQ, stock Gumbel and no pretraining.
 
-    .venv/bin/python bench/demo_asr.py run --out runs/demo_asr_bench --seeds 1 2      # ~15 min CPU per run
+    .venv/bin/python bench/demo_asr.py run --out runs/demo_asr_bench --seeds 1 2 3    # ~19 CPU-min per run
     .venv/bin/python bench/demo_asr.py report --out runs/demo_asr_bench               # table from the runs so far
 
 Each run is recipes/librispeech/09_demo_asr.sh with one pretraining and one seed (SEED seeds
