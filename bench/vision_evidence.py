@@ -67,7 +67,7 @@ CLAIMS = [
 ]
 
 # VQ-SA (Table 6). The quantizers' own settings are their defaults; the rest is the offline setting
-# of docs/vision.md, small enough for about 10 CPU-minutes per seed.
+# of docs/vision.md: about 15 minutes per seed on one core (measured beside other jobs).
 VQSA_ARGS = ["--train-limit", "12000", "--eval-limit", "1000", "--epochs-ref", "4", "--epochs", "3",
              "--batch-size", "128", "--width", "16", "--dim", "64", "--codes", "256", "--temp", "(2, 0.5, 0.995)",
              "--backbone-lr-mult", "0.3", "--quantizers", "hypervq,kmeans,gumbel,none",
