@@ -3,6 +3,7 @@ with the LM) on the held-apart test prompts after the same fine-tuning from Hype
 
     .venv/bin/python bench/demo_asr.py run --out runs/demo_asr_bench --seeds 1 2 3    # ~19 CPU-min per run
     .venv/bin/python bench/demo_asr.py report --out runs/demo_asr_bench               # table from the runs so far
+    .venv/bin/python bench/demo_asr.py beam --out runs/demo_asr_bench                 # LM beam size: dev WER and CPU
 
 Each run is recipes/librispeech/09_demo_asr.sh with one pretraining and one seed (SEED seeds
 pretraining and fine-tuning) on one shared corpus (hypervq-demo-corpus --asr): hypervq =
@@ -74,6 +75,52 @@ def run_one(out: Path, start: str, seed: int, pretrain_updates: int, finetune_up
     return result
 
 
+BEAMS = [50, 100, 200, 500]
+
+
+def beam_sweep(work: Path, beams, lm_weights, word_scores) -> dict:
+    """Dev (valid) only: the best WER of the LM grid at each beam size, and the grid's CPU seconds."""
+    path = work / "beam.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    from hypervq_fairseq.asr import decode as dec
+    from hypervq_fairseq.asr import lm as lmlib
+
+    ctc = dec.load_ctc_model(work / "ctc" / "checkpoint_best.pt", work / "manifest")
+    valid = dec.compute_emissions(ctc, work / "manifest", "valid")
+    lexicon = lmlib.read_lexicon(work / "lm" / "lexicon.txt", ctc.symbols)
+    search = dec.LexiconBeamSearch(lexicon, work / "lm" / "lm.arpa", ctc.symbols, ctc.blank, dec.BeamOptions())
+    rows = []
+    for beam in beams:
+        search.set_options(dec.BeamOptions(beam=beam))
+        cpu0 = time.process_time()
+        grid = dec.grid_search(valid, search, lm_weights, word_scores, log=lambda line: None)
+        best = min(grid, key=lambda r: (r["wer"], r["cer"]))
+        rows.append(dict(beam=beam, dev_wer=best["wer"], dev_cer=best["cer"], lm_weight=best["lm_weight"],
+                         word_score=best["word_score"], grid_cpu_seconds=round(time.process_time() - cpu0, 2)))
+    result = dict(run=work.name, grid_points=len(lm_weights) * len(word_scores), rows=rows)
+    path.write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
+def beam_report(results) -> str:
+    beams = sorted({r["beam"] for res in results for r in res["rows"]})
+    points = results[0]["grid_points"]
+    lines = [f"Dev (valid) only, {len(results)} runs: the best WER of the LM grid ({points} points) at each beam size "
+             "(mean ± 95% t-interval over runs), its difference from beam 500 paired over runs, and the grid's CPU "
+             "seconds per run.", "",
+             "| beam | dev WER with the LM (%) | − beam 500 (points) | verdict | grid CPU s / run |", "|---|---|---|---|---|"]
+    ref = {res["run"]: next(r["dev_wer"] for r in res["rows"] if r["beam"] == max(beams)) for res in results}
+    for beam in beams:
+        rows = [(res["run"], next(r for r in res["rows"] if r["beam"] == beam)) for res in results]
+        wer, half = mean_ci([r["dev_wer"] for _, r in rows])
+        diff, dhalf = mean_ci([r["dev_wer"] - ref[run] for run, r in rows])
+        cpu = sum(r["grid_cpu_seconds"] for _, r in rows) / len(rows)
+        cells = ("—", "—") if beam == max(beams) else (f"{diff:+.1f} ± {dhalf:.1f}", verdict(diff, dhalf, "lower"))
+        lines.append(f"| {beam} | {wer:.1f} ± {half:.1f} | {cells[0]} | {cells[1]} | {cpu:.1f} |")
+    return "\n".join(lines + ["", provenance_line()]) + "\n"
+
+
 def report(out: Path) -> str:
     results = [json.loads(p.read_text()) for p in sorted(out.glob("*_s*/result.json"))]
     by = {s: [r for r in results if r["start"] == s] for s in START}
@@ -116,7 +163,7 @@ def report(out: Path) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("stage", choices=["run", "report"])
+    p.add_argument("stage", choices=["run", "report", "beam"])
     p.add_argument("--out", default="runs/demo_asr_bench")
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--starts", nargs="+", choices=list(START), default=list(START))
@@ -132,6 +179,13 @@ def main(argv=None) -> int:
                 r = run_one(out, start, seed, args.pretrain_updates, args.finetune_updates)
                 print(f"{start} seed {seed}: test LER {r['test_ler']:.1f}%, WER {r['test_wer']:.1f}% "
                       f"({r['cpu_seconds'] / 60:.1f} CPU min)", flush=True)
+    if args.stage == "beam":  # the recipe's LM grid (recipes/librispeech/09_demo_asr.sh) at each beam size
+        runs = sorted(p.parent for p in out.glob("*_s*/result.json"))
+        results = [beam_sweep(w, BEAMS, [1.0, 1.5, 2.0, 3.0], [-1.0, 0.0, 1.0]) for w in runs]
+        text = beam_report(results)
+        (out / "beam.md").write_text(text)
+        print(text)
+        return 0
     text = report(out)
     (out / "table.md").write_text(text)
     print(text)

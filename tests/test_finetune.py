@@ -4,6 +4,7 @@ import collections
 import json
 import re
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -103,13 +104,25 @@ def test_finetune_hypervq_checkpoint_and_wer(pretrained_checkpoint, tiny_speech_
     assert not any("quantizer" in k for k in ft["model"])
     assert ft["cfg"]["model"]["w2v_args"]["model"]["_name"] == "hypervq_wav2vec2"
 
-    # 2. the same WER from fairseq-validate on the saved model (greedy CTC = Viterbi, letters -> words)
-    proc = run_console("fairseq-validate", data, "--path", save / "checkpoint_last.pt", "--task", "audio_finetuning",
-                       "--labels", "ltr", "--valid-subset", "valid", "--criterion", "ctc", "--post-process", "letter",
-                       "--cpu", "--max-tokens", "400000", "--required-batch-size-multiple", "1", cwd=tmp_path)
-    match = re.search(r"\| wer ([0-9.]+) \|", proc.stdout + proc.stderr)
-    assert match, (proc.stdout + proc.stderr)[-3000:]
-    assert float(match.group(1)) == pytest.approx(wer, abs=0.01)
+    # 2. the same WER from recipe step 08 (fairseq-validate, greedy CTC = Viterbi, letters -> words), one row per
+    #    subset from one fairseq-validate call
+    import os
+    import subprocess
+
+    script = Path(__file__).resolve().parents[1] / "recipes" / "librispeech" / "08_decode.sh"
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"], OMP_NUM_THREADS="1",
+               MAX_TOKENS="400000")
+    proc = subprocess.run(["bash", str(script), str(data), str(save / "checkpoint_last.pt"), "valid", "train"],
+                          capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    rows = [line.split("\t") for line in (save / "wer.tsv").read_text().splitlines()]
+    assert rows[0] == ["subset", "wer", "letter_error_rate", "utterances"]
+    assert [r[0] for r in rows[1:]] == ["valid", "train"]
+    assert float(rows[1][1]) == pytest.approx(wer, abs=0.01)
+    for r in rows[1:]:
+        assert int(r[3]) == len((data / f"{r[0]}.wrd").read_text().splitlines())
+        assert 0.0 <= float(r[2]) <= 1000
+    assert not (save / "wer.tsv.partial").exists()
 
     # 3. a fine-tuned model has no quantizer: the token dump says so and names the pretraining checkpoint
     with pytest.raises(NoQuantizerError, match=r"fine-tuned 'wav2vec_ctc'.*" + re.escape(str(pretrained_checkpoint))):

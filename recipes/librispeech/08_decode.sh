@@ -19,15 +19,16 @@ python -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)' |
 out="$(dirname "$CKPT")/wer.tsv"
 tmp="$out.partial"
 printf 'subset\twer\tletter_error_rate\tutterances\n' > "$tmp"
+subsets=$(IFS=,; echo "$*")   # one fairseq-validate for all subsets: the model loads once
+log=$(fairseq-validate "$DATA" --path "$CKPT" --task audio_finetuning --labels ltr --valid-subset "$subsets" \
+      --criterion ctc --post-process letter --max-tokens "${MAX_TOKENS:-3200000}" \
+      --required-batch-size-multiple 1 "${device[@]}" 2>&1) \
+  || { echo "$log" | tail -30 >&2; exit 1; }
 for subset in "$@"; do
-  log=$(fairseq-validate "$DATA" --path "$CKPT" --task audio_finetuning --labels ltr --valid-subset "$subset" \
-        --criterion ctc --post-process letter --max-tokens "${MAX_TOKENS:-3200000}" \
-        --required-batch-size-multiple 1 "${device[@]}" 2>&1) \
-    || { echo "$log" | tail -30 >&2; exit 1; }
   line=$(echo "$log" | grep "valid on '$subset' subset" | tail -1)
   wer=$(echo "$line" | sed -n 's/.*| wer \([0-9.]*\) |.*/\1/p')
   uer=$(echo "$line" | sed -n 's/.*| uer \([0-9.]*\) |.*/\1/p')
-  [ -n "$wer" ] || { echo "$log" | tail -30 >&2; echo "08_decode.sh: no WER in fairseq-validate's output" >&2; exit 1; }
+  [ -n "$wer" ] || { echo "$log" | tail -30 >&2; echo "08_decode.sh: no WER for '$subset' in fairseq-validate's output" >&2; exit 1; }
   printf '%s\t%s\t%s\t%s\n' "$subset" "$wer" "$uer" "$(($(wc -l < "$DATA/$subset.tsv") - 1))" >> "$tmp"
   echo "$subset: WER $wer (letter error rate $uer)"
 done
