@@ -7,6 +7,7 @@
 # MAX_TOKENS (default 3200000, as in configs/finetune/base_*.yaml) sets the batches: with
 # extractor_mode default (BASE), padding enters the first conv layer's GroupNorm, so the WER moves
 # slightly with batch composition; use the fine-tuning config's max_tokens to reproduce its valid_wer.
+# DEVICE=cpu or cuda (default: cuda when torch sees a GPU).
 #   bash recipes/librispeech/08_decode.sh manifests/ft100h ckpt/ft100h/checkpoint_best.pt dev-clean dev-other test-clean test-other
 #   bash recipes/librispeech/08_decode.sh runs/demo_asr/manifest runs/demo_asr/ctc/checkpoint_best.pt valid
 set -euo pipefail
@@ -14,8 +15,9 @@ DATA=${1:?usage: 08_decode.sh MANIFEST_DIR FINETUNED_CHECKPOINT SUBSET...}
 CKPT=${2:?usage: 08_decode.sh MANIFEST_DIR FINETUNED_CHECKPOINT SUBSET...}
 shift 2
 [ $# -gt 0 ] || set -- valid
+DEVICE=${DEVICE:-$(python -c 'import torch; print("cuda" if torch.cuda.is_available() else "cpu")')}
 device=()
-python -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)' || device=(--cpu)
+[ "$DEVICE" = cpu ] && device=(--cpu)
 out="$(dirname "$CKPT")/wer.tsv"
 tmp="$out.partial"
 printf 'subset\twer\tletter_error_rate\tutterances\n' > "$tmp"

@@ -23,11 +23,16 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 SEED=${SEED:-1}
 PRETRAIN_UPDATES=${PRETRAIN_UPDATES:-400}
+export DEVICE=cpu   # the demo's configs train on CPU; tokens and decoding follow
+if [ -z "${DEMO_CONFIGS:-}" ] || [ -z "${FINETUNE_CONFIGS:-}" ]; then
+  configs=$(python -c 'import os, hypervq_fairseq.configs as c; print(os.path.dirname(c.__file__))')
+  DEMO_CONFIGS=${DEMO_CONFIGS:-$configs/demo}
+  export FINETUNE_CONFIGS=${FINETUNE_CONFIGS:-$configs/finetune}
+fi
 mkdir -p "$W"
 hypervq-demo-corpus "$W/corpus" --asr ${FLITE_VOICES+--flite-voices $FLITE_VOICES}
 bash "$HERE/06_labels.sh" demo-asr "$W/corpus" "$W/manifest"
 if [ -z "${PRETRAINED:-}" ]; then
-  DEMO_CONFIGS=${DEMO_CONFIGS:-$(python -c 'import os, hypervq_fairseq.configs as c; print(os.path.join(os.path.dirname(c.__file__), "demo"))')}
   updates=("optimization.max_update=$PRETRAIN_UPDATES")
   [ "$PRETRAIN_UPDATES" -gt 0 ] || updates=("optimization.max_update=1" "optimization.lr=[0.0]")
   fairseq-hydra-train --config-dir "$DEMO_CONFIGS" --config-name "${PRETRAIN_CONFIG:-hypervq_demo}" \
