@@ -1,4 +1,4 @@
-"""The seed tables of bench/vision_evidence.py and bench/demo_asr.py, from result files written here."""
+"""The seed tables of bench/vision_evidence.py, bench/demo_asr.py and bench/demo_seeds.py, from result files written here."""
 import importlib
 import json
 import sys
@@ -69,6 +69,21 @@ def test_demo_asr_report_compares_starts(tmp_path, bench_module):
     assert "**no difference detected**" in lines["quantizer: HyperVQ vs Gumbel"]
     assert "| 3 |" in lines["HyperVQ pretraining"]
     assert "**better** for the LM" in lines["the LM lowers WER (all 9 runs, paired)"]
+
+
+def test_demo_asr_beam_report_pairs_runs_against_the_largest_beam(bench_module):
+    da = bench_module("demo_asr")
+    # beam 50 is 3 points worse in every run; beam 200 is worse in one run and better in another
+    results = [dict(run=f"r{i}", grid_points=12, rows=[
+        dict(beam=50, dev_wer=base + 3.0, grid_cpu_seconds=5.0), dict(beam=200, dev_wer=base + d200, grid_cpu_seconds=20.0),
+        dict(beam=500, dev_wer=base, grid_cpu_seconds=48.0)]) for i, (base, d200) in enumerate([(60.0, 1.0), (70.0, -1.0),
+                                                                                                 (65.0, 0.0)])]
+    text = da.beam_report(results)
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+            for line in text.splitlines() if line.startswith("| ") and not line.startswith("| beam")}
+    assert rows["50"][0] == "68.0 ± 12.4" and rows["50"][1].startswith("+3.0 ± 0.0") and rows["50"][2] == "worse"
+    assert rows["200"][2] == "no difference detected"
+    assert rows["500"][1:3] == ["—", "—"] and rows["500"][3] == "48.0"
 
 
 def test_demo_seeds_report_judges_each_figure(tmp_path, bench_module):

@@ -82,3 +82,34 @@ def test_recipe_06_writes_test_apart_from_valid(tmp_path):
         assert all(a.relative_to(root).parts[0] == subset for a, _ in transcripts(out / f"{split}.tsv"))
 
 
+
+
+@pytest.mark.slow
+def test_recipe_09_runs_end_to_end(tmp_path):
+    """The whole recognizer recipe on a handful of real-voice prompts and a few updates: every step
+    runs, the greedy rows come from fairseq-validate, the LM rows from hypervq-decode with the LM
+    weight and word score picked on dev from the recipe's grid."""
+    env = dict(os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"],
+               FLITE_VOICES="", MAX_UTTERANCES="8", PRETRAIN_UPDATES="2", FINETUNE_UPDATES="2", SEED="3")
+    work = tmp_path / "demo_asr"
+    proc = subprocess.run(["bash", str(RECIPES / "09_demo_asr.sh"), str(work)], capture_output=True, text=True,
+                          env=env, cwd=tmp_path)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert json.loads((work / "corpus" / ASR_METADATA).read_text())  # the corpus it built
+    rows = [line.split("\t") for line in (work / "ctc" / "wer.tsv").read_text().splitlines()]
+    assert [r[0] for r in rows[1:]] == ["valid", "test"]
+    assert all(float(r[2]) >= 0 for r in rows[1:])
+    assert (work / "tokens" / "valid.tok").exists()
+    report = json.loads((work / "ctc" / "decode_lm" / "wer.json").read_text())
+    assert report["tune_subset"] == "valid"
+    assert {(g["lm_weight"], g["word_score"]) for g in report["grid"]} == {
+        (lw, ws) for lw in (1.5, 2.0, 3.0) for ws in (-1.0, 0.0, 1.0)}
+    assert all(g["subset"] == "valid" for g in report["grid"])
+    decoded = {(r["subset"], r["decoder"]): r for r in report["rows"]}
+    assert set(decoded) == {(s, d) for s in ("valid", "test") for d in ("greedy", "lm")}
+    best = min(report["grid"], key=lambda g: (g["wer"], g["cer"]))
+    assert (decoded[("test", "lm")]["lm_weight"], decoded[("test", "lm")]["word_score"]) == (
+        best["lm_weight"], best["word_score"])
+    hyp = (work / "ctc" / "decode_lm" / "hyp" / "test.greedy.tsv").read_text().splitlines()
+    assert hyp[0].split("\t")[:3] == ["id", "reference", "hypothesis"]
+    assert len(hyp) - 1 == decoded[("test", "greedy")]["utterances"] == int(rows[2][3])
