@@ -179,7 +179,7 @@ def main(argv=None) -> int:
                 r = run_one(out, start, seed, args.pretrain_updates, args.finetune_updates)
                 print(f"{start} seed {seed}: test LER {r['test_ler']:.1f}%, WER {r['test_wer']:.1f}% "
                       f"({r['cpu_seconds'] / 60:.1f} CPU min)", flush=True)
-    if args.stage == "beam":  # the recipe's LM grid (recipes/librispeech/09_demo_asr.sh) at each beam size
+    if args.stage == "beam":  # recipe 09's grid before this sweep: LM weights 1-3 x word scores -1..1
         runs = sorted(p.parent for p in out.glob("*_s*/result.json"))
         results = [beam_sweep(w, BEAMS, [1.0, 1.5, 2.0, 3.0], [-1.0, 0.0, 1.0]) for w in runs]
         text = beam_report(results)
