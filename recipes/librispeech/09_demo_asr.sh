@@ -48,6 +48,6 @@ bash "$HERE/07_finetune.sh" hypervq_ctc_demo "$W/manifest" "$PRETRAINED" "$W/ctc
 MAX_TOKENS=260000 bash "$HERE/08_decode.sh" "$W/manifest" "$W/ctc/checkpoint_best.pt" valid test   # hypervq_ctc_demo's batches
 # greedy and trigram-LM WER/CER, one utterance at a time, sentences in W/ctc/decode_lm/hyp/ (the LM
 # counted on the training transcripts; its weight and word score tuned on valid, never on test; the
-# grid leaves out LM weights below 1.5, which dev chose in none of the nine runs of docs/demo_asr.md)
+# grid leaves out LM weights below 1.5, which dev chose in none of the nine runs, seeds 1-3, of docs/demo_asr.md)
 LM_DIR="$W/lm" ORDER=3 TUNE=valid GRID_LM_WEIGHTS=1.5,2,3 GRID_WORD_SCORES=-1,0,1 bash "$HERE/10_decode_lm.sh" "$W/manifest" "$W/ctc/checkpoint_best.pt" valid test
 head -n 11 "$W/ctc/decode_lm/hyp/test.greedy.tsv"
