@@ -105,18 +105,19 @@ def beam_sweep(work: Path, beams, lm_weights, word_scores) -> dict:
 
 def beam_report(results) -> str:
     beams = sorted({r["beam"] for res in results for r in res["rows"]})
-    points = results[0]["grid_points"]
+    widest, points = beams[-1], results[0]["grid_points"]
     lines = [f"Dev (valid) only, {len(results)} runs: the best WER of the LM grid ({points} points) at each beam size "
-             "(mean ± 95% t-interval over runs), its difference from beam 500 paired over runs, and the grid's CPU "
-             "seconds per run.", "",
-             "| beam | dev WER with the LM (%) | − beam 500 (points) | verdict | grid CPU s / run |", "|---|---|---|---|---|"]
-    ref = {res["run"]: next(r["dev_wer"] for r in res["rows"] if r["beam"] == max(beams)) for res in results}
+             f"(mean ± 95% t-interval over runs), its difference from beam {widest} paired over runs, and the grid's "
+             "CPU seconds per run.", "",
+             f"| beam | dev WER with the LM (%) | − beam {widest} (points) | verdict | grid CPU s / run |",
+             "|---|---|---|---|---|"]
+    ref = {res["run"]: next(r["dev_wer"] for r in res["rows"] if r["beam"] == widest) for res in results}
     for beam in beams:
         rows = [(res["run"], next(r for r in res["rows"] if r["beam"] == beam)) for res in results]
         wer, half = mean_ci([r["dev_wer"] for _, r in rows])
         diff, dhalf = mean_ci([r["dev_wer"] - ref[run] for run, r in rows])
         cpu = sum(r["grid_cpu_seconds"] for _, r in rows) / len(rows)
-        cells = ("—", "—") if beam == max(beams) else (f"{diff:+.1f} ± {dhalf:.1f}", verdict(diff, dhalf, "lower"))
+        cells = ("—", "—") if beam == widest else (f"{diff:+.1f} ± {dhalf:.1f}", verdict(diff, dhalf, "lower"))
         lines.append(f"| {beam} | {wer:.1f} ± {half:.1f} | {cells[0]} | {cells[1]} | {cpu:.1f} |")
     return "\n".join(lines + ["", provenance_line()]) + "\n"
 

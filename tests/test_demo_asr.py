@@ -82,8 +82,6 @@ def test_recipe_06_writes_test_apart_from_valid(tmp_path):
         assert all(a.relative_to(root).parts[0] == subset for a, _ in transcripts(out / f"{split}.tsv"))
 
 
-
-
 @pytest.mark.slow
 def test_recipe_09_runs_end_to_end(tmp_path):
     """The whole recognizer recipe on a handful of real-voice prompts and a few updates: every step

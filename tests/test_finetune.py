@@ -2,8 +2,10 @@
 ``audio_finetuning`` + ``wav2vec_ctc``, and WER from fairseq's ctc criterion (training run and fairseq-validate)."""
 import collections
 import json
+import os
 import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -106,9 +108,6 @@ def test_finetune_hypervq_checkpoint_and_wer(pretrained_checkpoint, tiny_speech_
 
     # 2. the same WER from recipe step 08 (fairseq-validate, greedy CTC = Viterbi, letters -> words), one row per
     #    subset from one fairseq-validate call
-    import os
-    import subprocess
-
     script = Path(__file__).resolve().parents[1] / "recipes" / "librispeech" / "08_decode.sh"
     env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"], OMP_NUM_THREADS="1",
                MAX_TOKENS="400000")
