@@ -95,7 +95,7 @@ def beam_sweep(work: Path, beams, lm_weights, word_scores) -> dict:
         search.set_options(dec.BeamOptions(beam=beam))
         cpu0 = time.process_time()
         grid = dec.grid_search(valid, search, lm_weights, word_scores, log=lambda line: None)
-        best = min(grid, key=lambda r: (r["wer"], r["cer"]))
+        best = dec.best_grid_point(grid)
         rows.append(dict(beam=beam, dev_wer=best["wer"], dev_cer=best["cer"], lm_weight=best["lm_weight"],
                          word_score=best["word_score"], grid_cpu_seconds=round(time.process_time() - cpu0, 2)))
     result = dict(run=work.name, grid_points=len(lm_weights) * len(word_scores), rows=rows)

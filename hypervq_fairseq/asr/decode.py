@@ -269,6 +269,11 @@ def check_tuning_subset(name: str) -> None:
                           f"tune on a development subset (e.g. dev-other or valid)")
 
 
+def best_grid_point(rows: Sequence[dict]) -> dict:
+    """The grid row to keep: lowest WER, then lowest CER; the first such row on a tie."""
+    return min(rows, key=lambda r: (r["wer"], r["cer"]))
+
+
 def grid_search(subset: Subset, search: LexiconBeamSearch, lm_weights: Sequence[float], word_scores: Sequence[float],
                 log: Callable[[str], None] = print) -> List[dict]:
     """WER on ``subset`` for every (LM weight, word score); ``search`` is left at the best pair."""
@@ -280,7 +285,7 @@ def grid_search(subset: Subset, search: LexiconBeamSearch, lm_weights: Sequence[
         counts = score(subset, decode_subset(subset, search))
         rows.append({"subset": subset.name, "lm_weight": lw, "word_score": ws, "wer": counts.wer, "cer": counts.cer})
         log(f"grid {subset.name}: lm_weight {lw:g} word_score {ws:g}: WER {counts.wer:.2f} CER {counts.cer:.2f}")
-    best = min(rows, key=lambda r: (r["wer"], r["cer"]))
+    best = best_grid_point(rows)
     search.set_options(BeamOptions(**{**base.__dict__, "lm_weight": best["lm_weight"], "word_score": best["word_score"]}))
     return rows
 
