@@ -67,6 +67,12 @@ CANDIDATES: Dict[str, List[str]] = {
     "softclip2_x2": ["++model.hyperbolic_clip_radius=2.0", "++model.hyperbolic_clip_mode=soft",
                      "++model.hyperbolic_logit_scale=2.0"],
     "clip2_x2": ["++model.hyperbolic_clip_radius=2.0", "++model.hyperbolic_logit_scale=2.0"],
+    # The curvature axis: clip radius and offsets in units of the ball (1/sqrt(c)), normals scaled with c
+    # (quantizers/hyperbolic_vq.py), so that every c starts from the same logits; logit scale 2.
+    **{f"c{c}_clip2": [f"++model.hyperbolic_curvature={c}"] for c in ("0.3", "0.1", "0.03", "0.01")},
+    **{f"c{c}_noclip": [f"++model.hyperbolic_curvature={c}", "++model.hyperbolic_clip_radius=null"]
+       for c in ("0.1", "0.01")},
+    "clearn_clip2": ["++model.hyperbolic_learn_curvature=true"],
 }
 
 TEST_SYSTEMS = ("hypervq", "gumbel")  # the shipped defaults against the stock quantizer

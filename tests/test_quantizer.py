@@ -320,6 +320,35 @@ def test_options_take_effect():
     assert bool(((offsets >= 0.2) & (offsets <= 0.3)).all())
 
 
+@pytest.mark.parametrize("c", [0.01, 0.1, 0.3])
+@pytest.mark.parametrize("clip_radius", [None, 0.7])
+def test_curvature_scales_in_ball_units(c, clip_radius):
+    """At curvature c, clipping, offsets and normals are in units of the ball: the quantizer starts
+    with the logits that c = 1 gives for the input sqrt(c)·v (same seed), and code vectors 1/sqrt(c) as long."""
+    one = make(curvature=1.0, clip_radius=clip_radius).double().eval()
+    q = make(curvature=c, clip_radius=clip_radius).double().eval()
+    with torch.no_grad():                       # the same projection, rescaled by 1/sqrt(c)
+        q.weight_proj.weight.copy_(one.weight_proj.weight / math.sqrt(c))
+        q.weight_proj.bias.copy_(one.weight_proj.bias / math.sqrt(c))
+    rows = frames(scale=3.0, dtype=torch.float64).reshape(-1, 12)
+    v = q.tangent(rows)
+    if clip_radius is not None:
+        assert float(v.norm(dim=-1).max()) <= clip_radius / math.sqrt(c) * (1 + 1e-6)
+        assert float(v.norm(dim=-1).max()) > clip_radius / math.sqrt(c) * 0.999  # some rows were clipped
+    # parameters are drawn in float32 before .double(): c and r differ by ~1e-7 relative
+    torch.testing.assert_close(q.logits(v), one.logits(one.tangent(rows)), rtol=2e-6, atol=1e-6)
+    torch.testing.assert_close(q.codebook_vectors() * math.sqrt(c), one.codebook_vectors(), rtol=1e-6, atol=1e-7)
+
+
+def test_learned_curvature_moves_the_clip_radius():
+    q = make(curvature=0.25, learn_curvature=True, clip_radius=1.0).eval()
+    v = q.tangent(frames(scale=100.0).reshape(-1, 12))
+    assert float(v.norm(dim=-1).max()) == pytest.approx(2.0, rel=1e-5)   # 1/sqrt(0.25)
+    loss = v.norm(dim=-1).sum()
+    loss.backward()
+    assert q.log_curvature.grad is not None and q.log_curvature.grad.item() < 0  # larger c, shorter vectors
+
+
 def test_core_and_quantizers_import_without_fairseq():
     import subprocess
     import sys

@@ -23,6 +23,13 @@ Half storage only rounds the stored values (e.g. ``log c``); it never narrows th
 
 Initialisation: HNN++ starts ``r = 0``, which would make every code vector 0 and the first
 updates degenerate; we draw ``r ~ U(r_init)`` with a small positive range instead.
+
+Curvature. The clip radius and ``r_init`` are given in units of the ball, ``1/√c``, and the
+normals start at ``N(0, c/d)``: the logit reads ``√c‖v‖``, ``2√c·r`` and ``2‖z‖/√c``, so with this
+scaling a quantizer at curvature ``c`` starts with exactly the logits that ``c = 1`` gives for
+the input ``√c·v`` (tested). What ``c`` then changes is how large the tangent vectors and code
+vectors are, in the projection's own units, for the same decisions: at small ``c`` the projection
+reaches the ball's saturation only at long tangent vectors. At ``c = 1`` nothing is rescaled.
 """
 from __future__ import annotations
 
@@ -80,12 +87,13 @@ class HyperbolicVectorQuantizer(GumbelQuantizerBase):
         time_first: input is ``B×T×C`` (else ``B×C×T``).
         activation, weight_proj_depth, weight_proj_factor: the projection to the tangent space.
         hard: straight-through one-hot (else the soft Gumbel sample is used).
-        std: if > 0, normals are drawn from ``N(0, std²)``; else ``N(0, 1/d)`` (unit-norm rows).
+        std: if > 0, normals are drawn from ``N(0, std²)``; else ``N(0, c/d)`` (rows of norm ≈ √c).
 
     Hyperbolic options (keyword-only):
         curvature: ``c > 0`` of the ball.
         learn_curvature: learn ``log c``.
-        clip_radius: bound on the tangent norm before ``exp_0`` (None: no clipping, as in the paper).
+        clip_radius: bound on ``√c·‖v‖`` before ``exp_0``, i.e. on the tangent norm in units of the
+            ball's radius ``1/√c`` (None: no clipping, as in the paper).
         clip_mode: ``hard`` (Guo et al.: rows beyond the radius are projected onto it) or ``soft``
             (``radius·tanh(‖v‖/radius)``: bounded, but the radius keeps its order).
         logit_scale: the MLR logits are multiplied by this before the softmax and the Gumbel
@@ -97,7 +105,7 @@ class HyperbolicVectorQuantizer(GumbelQuantizerBase):
     stock Gumbel quantizer (``docs/evidence.md``): the paper's setting (``clip_radius=None,
     logit_scale=1``) lets the Gumbel noise pick about a third of the codes and lost on validation
     loss there. ``clip_radius=None, logit_scale=1.0`` recovers the paper's HyperVQ.
-        r_init: offsets ``r_k`` drawn uniformly from this range (finite, must not be ``(0, 0)``).
+        r_init: offsets ``r_k`` drawn uniformly from this range times ``1/√c`` (finite, must not be ``(0, 0)``).
         invalid_frames: ``"raise"`` (default): a frame holding NaN or Inf raises
             :class:`~hypervq_fairseq.errors.NonFiniteInputError`; ``"mark"``: it gets the code
             ``INVALID_CODE`` (-1) in ``targets``, a zero code vector and no gradient, and is left out
@@ -151,7 +159,10 @@ class HyperbolicVectorQuantizer(GumbelQuantizerBase):
         self.clip_radius = clip_radius
         self.clip = clip_tangent if clip_mode == "hard" else soft_clip_tangent
         self.diagnostics = diagnostics
-        self._init = dict(std=std if std > 0 else 1 / math.sqrt(self.var_dim), r_init=r_init,
+        # Ball units (see the module docstring): at c = 1 these are the plain values.
+        ball = 1 / math.sqrt(float(curvature))
+        self._init = dict(std=std if std > 0 else 1 / (ball * math.sqrt(self.var_dim)),
+                          r_init=(r_init[0] * ball, r_init[1] * ball),
                           log_c=math.log(float(curvature)), log_scale=math.log(float(logit_scale)))
 
         self.weight_proj = tangent_projection(dim, vq_dim, weight_proj_depth, weight_proj_factor, activation)
@@ -217,7 +228,10 @@ class HyperbolicVectorQuantizer(GumbelQuantizerBase):
         """``(v (N, G, d), valid (N,) or None)``: the checked projection (``_project``), clipped if asked."""
         v, valid = self._project(rows, shape, mark)
         v = v.view(rows.shape[0], self.groups, self.var_dim)
-        return (v if self.clip_radius is None else self.clip(v, self.clip_radius)), valid
+        if self.clip_radius is None:
+            return v, valid
+        # the radius in tangent units, clip_radius/√c (exactly clip_radius at c = 1)
+        return self.clip(v, self.clip_radius * self.curvature.to(v.dtype).rsqrt()), valid
 
     def logits(self, v: torch.Tensor, planes: Optional[Tuple[torch.Tensor, ...]] = None) -> torch.Tensor:
         """MLR logits ``(N, G, V)`` for tangent vectors ``v (N, G, d)`` (float32 or wider).
