@@ -24,6 +24,7 @@ from fairseq.file_io import PathManager
 from fairseq.models.wav2vec.wav2vec2 import Wav2Vec2Model
 
 from hypervq_fairseq.fairseq import patches
+from hypervq_fairseq.safe_load import load_checkpoint_file
 
 
 def source(obj) -> str:
@@ -62,6 +63,21 @@ def test_train_still_resumes_through_checkpoint_utils_load_checkpoint():
     assert 'cfg.restore_file == "checkpoint_last.pt"' in module and '"checkpoint_last{}.pt".format(suffix)' in module
 
 
+def test_every_checkpoint_fairseq_opens_still_goes_through_load_checkpoint_to_cpu():
+    import fairseq.trainer
+    from fairseq.models.wav2vec import wav2vec2_asr
+
+    # the module's own loader finds the function through its globals, which the patch rebinds
+    assert "load_checkpoint_to_cpu(filename, arg_overrides)" in source(checkpoint_utils.load_model_ensemble_and_task)
+    assert "checkpoint_utils.load_checkpoint_to_cpu(" in source(fairseq.trainer.Trainer.load_checkpoint)
+    assert "checkpoint_utils.load_checkpoint_to_cpu(cfg.w2v_path" in source(wav2vec2_asr.Wav2VecEncoder.__init__)
+    # the constructors that evaluate the strings the loader makes safe
+    assert "eval(cfg.conv_feature_layers)" in source(Wav2Vec2Model.__init__)
+    # the steps the replacement repeats, besides the load itself
+    for step in ("_upgrade_state_dict(state)", "overwrite_args_by_name(", "OmegaConf.create("):
+        assert step in source(patches.fairseq_load_checkpoint_to_cpu)
+
+
 def test_compute_mask_indices_still_draws_from_numpys_default_rng():
     body = source(data_utils.compute_mask_indices)
     assert "np.random.default_rng(" in body and data_utils.np is np    # what seeded_numpy rebinds
@@ -95,7 +111,6 @@ else:
     import hypervq_fairseq
     import fairseq.checkpoint_utils, fairseq.utils
 from fairseq import checkpoint_utils, utils
-from fairseq.data.dictionary import Dictionary
 from fairseq.distributed import utils as dist_utils
 from fairseq.file_io import PathManager
 from fairseq.tasks import TASK_REGISTRY
@@ -105,7 +120,7 @@ print(json.dumps({
     "copy": marked(PathManager.copy),
     "user_dir": marked(utils.import_user_module),
     "resume": marked(checkpoint_utils.load_checkpoint),
-    "dictionary": Dictionary in torch.serialization.get_safe_globals(),
+    "safe_loading": marked(checkpoint_utils.load_checkpoint_to_cpu),
     "cpu_distributed": marked(dist_utils.all_gather_list) and marked(dist_utils._infer_torch_distributed_launch_init),
     "task": "hypervq_audio_pretraining" in TASK_REGISTRY,
     "model": "hypervq_wav2vec2" in MODEL_REGISTRY,
@@ -142,14 +157,17 @@ def test_a_second_copy_of_the_plugin_as_user_dir_gets_the_fix(tmp_path):
         utils.import_user_module(argparse.Namespace(user_dir=str(other)))
 
 
-def test_fairseq_dictionaries_load_with_weights_only(tmp_path):
+def test_fairseq_dictionaries_load_weights_only(tmp_path):
+    """Fine-tuned checkpoints store the target Dictionary: it is on the loader's allow-list, and torch's
+    own process-wide list is left as it was."""
     from fairseq.data.dictionary import Dictionary
 
     d = Dictionary()
     d.add_symbol("hello")
     torch.save({"dict": d}, tmp_path / "d.pt")
-    loaded = torch.load(tmp_path / "d.pt", weights_only=True)["dict"]
+    loaded = load_checkpoint_file(tmp_path / "d.pt")["dict"]
     assert loaded.index("hello") == d.index("hello")
+    assert Dictionary not in torch.serialization.get_safe_globals()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="GPU machines keep fairseq's own distributed code")

@@ -19,19 +19,20 @@ ALLOWED = {
     "core": {"core", "errors"},
     "quantizers": {"core", "quantizers", "errors"},
     "files": {"errors"},
+    "safe_load": {"errors"},
     "errors": set(),
     "cli": {"errors"},
     "_after_import": set(),
     "data": {"data", "files", "errors", "cli"},
-    "fairseq": {"core", "quantizers", "data", "files", "errors", "fairseq"},
-    "eval": {"core", "quantizers", "data", "files", "errors", "cli", "eval", "fairseq"},
-    "asr": {"data", "files", "errors", "cli", "asr", "fairseq"},
-    "vision": {"core", "quantizers", "files", "errors", "cli", "vision"},
+    "fairseq": {"core", "quantizers", "data", "files", "errors", "fairseq", "safe_load"},
+    "eval": {"core", "quantizers", "data", "files", "errors", "cli", "eval", "fairseq", "safe_load"},
+    "asr": {"data", "files", "errors", "cli", "asr", "fairseq", "safe_load"},
+    "vision": {"core", "quantizers", "files", "errors", "cli", "vision", "safe_load"},
     "tools": None,  # console scripts: anything
     "__init__": {"core", "quantizers", "fairseq", "_after_import"},
 }
 FAIRSEQ_AT_TOP = {"fairseq"}  # only the glue imports fairseq when it is imported
-NEVER_FAIRSEQ = {"core", "quantizers", "files", "errors", "cli", "_after_import", "data", "vision"}
+NEVER_FAIRSEQ = {"core", "quantizers", "files", "safe_load", "errors", "cli", "_after_import", "data", "vision"}
 
 
 def part_of(path: Path) -> str:

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from ..errors import CheckpointError
-from .patches import loadable
+from ..errors import CheckpointError, HyperVQError
+from ..safe_load import parse_layer_spec
+from .patches import loadable, safe_load_checkpoint_to_cpu
 
 FINETUNED_MODELS = ("wav2vec_ctc", "wav2vec_seq2seq", "wav2vec2_ctc")
 
@@ -64,8 +65,6 @@ def tensors_fingerprint(tensors) -> str:
 
 def read_checkpoint(path) -> dict:
     """The state dict of a fairseq checkpoint file; a named error for a missing or damaged one."""
-    from fairseq import checkpoint_utils
-
     path = str(path)
     if not os.path.exists(path):
         raise CheckpointError(f"checkpoint {path} not found")
@@ -75,7 +74,9 @@ def read_checkpoint(path) -> dict:
         raise CheckpointError(f"checkpoint {path} is incomplete or damaged (cut short during a save, or a partial "
                               f"copy): use another checkpoint of the run, e.g. checkpoint_best.pt or checkpoint_N_U.pt")
     try:
-        state = checkpoint_utils.load_checkpoint_to_cpu(path)
+        state = safe_load_checkpoint_to_cpu(path)
+    except HyperVQError:  # already names the file (not plain data, an interpolation, a code string)
+        raise
     except Exception as e:  # torch's unpickling errors have many types
         raise CheckpointError(f"checkpoint {path} cannot be read ({type(e).__name__}: {e})") from None
     if not isinstance(state, dict) or state.get("cfg") is None or state["cfg"].get("model") is None:
@@ -120,8 +121,8 @@ def load_pretrained(path, device: str = "cpu") -> PretrainedModel:
     model.eval().to(device)
 
     stride = 1
-    for _dim, _k, s in eval(cfg.model.conv_feature_layers):  # fairseq's own format: a Python list literal
-        stride *= s
+    for layer in parse_layer_spec(cfg.model.conv_feature_layers):  # (dim, kernel, stride), read, never run
+        stride *= layer[-1]
     task = cfg.get("task") or {}
     return PretrainedModel(
         model=model,

@@ -36,6 +36,7 @@ import torch
 
 from ..errors import CheckpointError, HyperVQError, OutputError
 from ..files import atomic_folder
+from ..safe_load import parse_layer_spec
 from .checkpoints import FINETUNED_MODELS, read_checkpoint, tensors_fingerprint
 
 PRETRAINING_MODELS = ("hypervq_wav2vec2", "wav2vec2")
@@ -151,12 +152,11 @@ def read_source(path) -> Source:
 
 
 def conv_layers(arch: dict) -> List[Tuple[int, int, int]]:
-    """fairseq's ``conv_feature_layers`` (a Python expression, as fairseq itself evaluates it)."""
+    """fairseq's ``conv_feature_layers`` (e.g. ``"[(512, 10, 5)] * 2"``), read by the safe parser."""
     spec = arch["conv_feature_layers"]
     try:
-        layers = eval(spec, {"__builtins__": {}}, {})  # fairseq's own format: e.g. "[(512, 10, 5)] * 2"
-        layers = [tuple(int(v) for v in layer) for layer in layers]
-    except Exception:
+        layers = parse_layer_spec(spec)
+    except ValueError:
         raise ExportError(f"model.conv_feature_layers {spec!r} is not a list of (dim, kernel, stride)") from None
     if not layers or any(len(layer) != 3 for layer in layers):
         raise ExportError(f"model.conv_feature_layers {spec!r} is not a list of (dim, kernel, stride)")

@@ -137,27 +137,87 @@ def patch_user_dir_guard() -> bool:
     return True
 
 
-# ----------------------------------------------------------------------------- fine-tuned checkpoints under torch >= 2.6
+# ----------------------------------------------------------------------------- checkpoints are data
 
 
-def patch_dictionary_safe_global() -> bool:
-    """``torch.load(weights_only=True)`` accepts fairseq's ``Dictionary``.
-
-    Fine-tuned checkpoints pickle the target dictionary; torch >= 2.6 loads with
-    ``weights_only=True`` by default and refuses it, so ``fairseq-validate``, inference and
-    fine-tuning resume could not read them. We allow that one class (plain lists and dicts inside).
-
-    Relies on: ``torch.serialization.add_safe_globals`` (torch >= 2.4); a no-op on older torch.
-    """
-    import torch.serialization
+def _allow_fairseq_classes() -> None:
+    """fairseq's ``Dictionary`` on the loader's allow-list: fine-tuned checkpoints store the target
+    dictionary, whose fields are plain lists and dicts."""
     from fairseq.data.dictionary import Dictionary
 
-    if not hasattr(torch.serialization, "add_safe_globals"):
+    from ..safe_load import allow_class
+
+    allow_class(Dictionary)
+
+
+def safe_load_checkpoint_to_cpu(path, arg_overrides=None, load_on_all_ranks=False):
+    """``fairseq.checkpoint_utils.load_checkpoint_to_cpu``, loading the file as data.
+
+    The same steps as fairseq's (local copy, ``torch.load``, overrides, OmegaConf, upgrade), with
+    the file read by :func:`hypervq_fairseq.safe_load.load_checkpoint_file` (weights only, an
+    explicit allow-list) and its stored config made safe by
+    :func:`~hypervq_fairseq.safe_load.sanitize_config` *before* fairseq reads it: fairseq
+    evaluates ``conv_feature_layers`` and a few other strings of that config when it builds the
+    model, optimizer or criterion.
+    """
+    from fairseq.checkpoint_utils import _upgrade_state_dict
+    from fairseq.dataclass.utils import overwrite_args_by_name
+    from fairseq.file_io import PathManager
+    from omegaconf import OmegaConf
+
+    from ..safe_load import load_checkpoint_file, sanitize_config
+
+    _allow_fairseq_classes()
+
+    local_path = PathManager.get_local_path(path)
+    if local_path != path and PathManager.path_requires_pathmanager(path):  # a stale cache of a remote file
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(local_path)
+        if load_on_all_ranks:
+            torch.distributed.barrier()
+        local_path = PathManager.get_local_path(path)
+    state = load_checkpoint_file(local_path)
+    if not isinstance(state, dict):
+        from ..errors import CheckpointError
+
+        raise CheckpointError(f"{path} is not a fairseq checkpoint (it holds a {type(state).__name__})")
+    for key in ("cfg", "args"):
+        if state.get(key) is not None:
+            sanitize_config(state[key], str(path))
+    if state.get("args") is not None and arg_overrides is not None:
+        for name, value in arg_overrides.items():
+            setattr(state["args"], name, value)
+    if state.get("cfg") is not None:
+        state["cfg"] = OmegaConf.create(state["cfg"], flags={"allow_objects": True})
+        if arg_overrides is not None:
+            overwrite_args_by_name(state["cfg"], arg_overrides)
+    return _upgrade_state_dict(state)
+
+
+def patch_safe_checkpoint_loading() -> bool:
+    """``fairseq.checkpoint_utils.load_checkpoint_to_cpu``: a checkpoint cannot run code.
+
+    Why a patch: every fairseq path that opens a checkpoint (``load_model_ensemble_and_task``, the
+    trainer's resume, ``Wav2VecEncoder`` reading ``w2v_path``, ``fairseq-validate``) goes through
+    this one function, and the strings it hands on are evaluated inside fairseq's own model
+    and optimizer constructors, which no subclass of ours runs before.
+
+    Relies on: those callers looking the function up on the module at call time (the module's own
+    ``load_model_ensemble_and_task`` through its globals), ``_upgrade_state_dict`` and
+    ``overwrite_args_by_name`` (fairseq 0.12).
+    """
+    from fairseq import checkpoint_utils
+
+    global fairseq_load_checkpoint_to_cpu
+    _allow_fairseq_classes()
+    if _patched(checkpoint_utils.load_checkpoint_to_cpu):
         return False
-    if Dictionary in getattr(torch.serialization, "get_safe_globals", lambda: [])():
-        return False
-    torch.serialization.add_safe_globals([Dictionary])
+    fairseq_load_checkpoint_to_cpu = checkpoint_utils.load_checkpoint_to_cpu  # kept for the call-site tests
+    checkpoint_utils.load_checkpoint_to_cpu = _mark(safe_load_checkpoint_to_cpu)
     return True
+
+
+fairseq_load_checkpoint_to_cpu = None  # fairseq's own function, once replaced
 
 
 # ----------------------------------------------------------------------------- several processes on a CPU-only machine
@@ -317,9 +377,12 @@ def loadable(path) -> bool:
 
 
 def _recorded_updates(path: Path) -> int:
-    """The update count a complete checkpoint holds, else -1 (memory-mapped: the weights are not read)."""
+    """The update count a complete checkpoint holds, else -1 (memory-mapped: the weights are not read;
+    weights only, like every load: a file planted in the save folder is ranked, never run)."""
+    from ..safe_load import load_checkpoint_file
+
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+        state = load_checkpoint_file(path, mmap=True)
         return int(state["optimizer_history"][-1]["num_updates"])
     except Exception:  # noqa: BLE001  (any unreadable or foreign file simply ranks last)
         return -1
@@ -421,9 +484,9 @@ def _remove_fairseq_temporaries(save_dir) -> list:
 
 
 PROCESS_WIDE = (
+    patch_safe_checkpoint_loading,
     patch_atomic_checkpoint_copy,
     patch_user_dir_guard,
-    patch_dictionary_safe_global,
     patch_cpu_distributed,
     patch_resume_from_loadable_checkpoint,
 )

@@ -9,13 +9,13 @@ where there is one, every CUDA generator, so that resumed Gumbel noise continues
 from __future__ import annotations
 
 import os
-import pickle
 from typing import Optional
 
 import torch
 
 from ..errors import CheckpointError
 from ..files import atomic_write
+from ..safe_load import load_checkpoint_file
 
 
 def save_checkpoint(path: str, state: dict) -> None:
@@ -26,11 +26,7 @@ def load_checkpoint(path: str, kind: Optional[str] = None) -> dict:
     """The checkpoint at ``path``; with ``kind``, refuses one written by another trainer."""
     if not os.path.exists(path):
         raise FileNotFoundError(f"checkpoint {path!r} not found")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except (RuntimeError, EOFError, pickle.UnpicklingError) as e:
-        raise CheckpointError(f"checkpoint {path!r} cannot be read ({e}); it may be truncated: train again or "
-                              "pass another checkpoint") from e
+    state = load_checkpoint_file(path)  # weights only: a checkpoint cannot run code
     if kind is not None and (not isinstance(state, dict) or state.get("kind") != kind):
         found = state.get("kind") if isinstance(state, dict) else type(state).__name__
         raise CheckpointError(f"checkpoint {path!r} holds a {found!r} model, expected {kind!r}")

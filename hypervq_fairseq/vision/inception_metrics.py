@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
+from ..safe_load import load_checkpoint_file
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -30,7 +31,7 @@ def load_inception(path: str):
         raise FileNotFoundError(f"Inception weights {path!r} not found (a torchvision inception_v3 state dict is expected)")
     with torch.device("meta"):  # no random initialisation: every tensor comes from the file
         net = inception_v3(weights=None, aux_logits=True, init_weights=False, transform_input=False)
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_checkpoint_file(path, what="weights")
     expected = set(net.state_dict())
     if set(state) != expected:
         missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)

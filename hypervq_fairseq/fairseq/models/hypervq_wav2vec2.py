@@ -40,6 +40,7 @@ from ...quantizers.hyperbolic_vq import CLIP_MODES
 from ...quantizers.perplexity import code_usage
 from ...quantizers.selection import KEYS as SELECTION_KEYS
 from ...quantizers.selection import per_group, selection_stats
+from ...safe_load import safe_config_string
 from ..config_checks import check_model_config
 
 QUANTIZER_CHOICES = ChoiceEnum(["hyperbolic", "gumbel"])
@@ -137,6 +138,9 @@ class DeadCodeMonitor(nn.Module):
 class HyperVQWav2Vec2Model(Wav2Vec2Model):
     def __init__(self, cfg: HyperVQWav2Vec2Config):
         check_model_config(cfg)  # before fairseq builds its stock quantizer, for every task
+        # fairseq's constructor eval()s this string: it gets the literal text of what the safe parser read
+        cfg.conv_feature_layers = safe_config_string("conv_feature_layers", cfg.conv_feature_layers,
+                                                     "model.conv_feature_layers")
         super().__init__(cfg)
         self.monitor = None
         self._diagnostics = None

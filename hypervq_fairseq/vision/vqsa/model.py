@@ -34,6 +34,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ...errors import InputError
+from ...safe_load import load_checkpoint_file
 from ..quantizers import build_quantizer, options_for
 
 
@@ -99,7 +100,7 @@ def load_resnet50_weights(net: nn.Module, path: str) -> None:
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"ResNet-50 weights not found: {path} (expected a torchvision state_dict saved with torch.save)")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_checkpoint_file(path, what="weights")
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and key in state and isinstance(state[key], dict):
             state = state[key]

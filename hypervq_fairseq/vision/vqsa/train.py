@@ -41,6 +41,7 @@ from tqdm import tqdm
 
 from ...errors import InputError
 from ...files import atomic_write_json
+from ...safe_load import load_checkpoint_file
 from ..batches import batches, steps_per_epoch
 from ..loop import TrainState, train_loop
 from ..quantizers import canonical_name
@@ -93,7 +94,7 @@ def load_backbone_weights(model: VQSAClassifier, path: str, backbone: str) -> No
     """Initialise the backbone from a vqsa checkpoint or, for resnet50, a torchvision state_dict."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"backbone weights {path!r} not found")
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = load_checkpoint_file(path, what="backbone weights")
     if isinstance(state, dict) and state.get("kind") == KIND:
         if state["config"]["backbone"] != backbone:
             raise InputError(f"{path} holds a {state['config']['backbone']!r} backbone, expected {backbone!r}")
