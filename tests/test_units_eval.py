@@ -52,6 +52,15 @@ def test_scores_baselines_and_outputs_on_the_same_frames(pretrained_checkpoint, 
     # the floor has the quantizer's code distribution exactly, and only loses the link to the audio
     assert (floor["codes_used"], floor["entropy_bits"]) == (tiny["codes_used"], tiny["entropy_bits"])
     assert tiny["random_floor_pnmi"] < tiny["pnmi"] or tiny["flags"]
+    assert tiny["pnmi_above_floor"] == pytest.approx(tiny["pnmi"] - tiny["random_floor_pnmi"])
+    # matched K defaults to the quantizer's own count: nothing merged for it, the K=20 k-means unchanged too
+    assert results["settings"]["matched_k"] == used and tiny["pnmi_matched"] == pytest.approx(tiny["pnmi"])
+    assert systems["kmeans_layer1_20_tiny"]["pnmi_matched"] == pytest.approx(systems["kmeans_layer1_20_tiny"]["pnmi"])
+    # a fixed, smaller K merges codes: PNMI can only drop, and the floor with it
+    small = evaluate_units([pretrained_checkpoint], flite_set, names=["tiny"], progress=False, kmeans_baselines=False,
+                           abx=False, matched_k=5)["systems"]["tiny"]
+    assert small["matched_k"] == 5 and small["matched_k_reached"]
+    assert small["pnmi_matched"] <= tiny["pnmi"] + 1e-12 and small["random_floor_pnmi_matched"] <= tiny["random_floor_pnmi"] + 1e-12
 
     # frames.tsv: one row per phone frame; the quantizer's column is the model's own ids, combined
     lines = (out / "frames.tsv").read_text().splitlines()

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from hypervq_fairseq.eval.units import contingency, entropy_bits, phone_code_scores, stream_scores
+from hypervq_fairseq.eval.units import contingency, entropy_bits, phone_code_scores, stream_scores, merge_to_k
 
 # 2 phones x 3 codes, 8 frames:      code0 code1 code2
 #                          phone A     3     1     0
@@ -57,3 +57,28 @@ def test_codes_used_entropy_and_bitrate_of_a_stream():
     uniform = stream_scores(np.arange(1024), frame_rate=50.0)  # 10 bits per frame
     assert uniform["entropy_bits"] == pytest.approx(10.0) and uniform["bitrate_bps"] == pytest.approx(500.0)
     assert entropy_bits(np.array([4])) == 0.0
+
+
+def test_merge_to_k_keeps_the_most_frequent_codes_and_merges_the_rest():
+    codes = np.array([5, 5, 5, 2, 2, 9, 7, 7, 3])  # counts: 5:3, 2:2, 7:2, 9:1, 3:1
+    assert merge_to_k(codes, 4).tolist() == [5, 5, 5, 2, 2, -1, 7, 7, -1]
+    assert merge_to_k(codes, 3).tolist() == [5, 5, 5, 2, 2, -1, -1, -1, -1]   # tie 2/7: the smaller value kept
+    assert merge_to_k(codes, 2).tolist() == [5, 5, 5, -1, -1, -1, -1, -1, -1]
+    assert merge_to_k(codes, 5).tolist() == codes.tolist()                     # 5 codes already
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        merge_to_k(codes, 0)
+
+
+def test_pnmi_at_matched_k_removes_the_advantage_of_spare_codes():
+    """A system that splits each of its codes in two at random gains raw PNMI from the split alone on a
+    finite set; at matched K (merging back down) that gain is gone, and both are above their floors."""
+    rng = np.random.default_rng(0)
+    phones = rng.integers(0, 8, size=4000)
+    noisy = np.where(rng.random(4000) < 0.5, phones, rng.integers(0, 8, size=4000))  # 8 codes, half right
+    split = noisy * 50 + rng.integers(0, 50, size=4000)                                   # 400 codes, same signal
+    raw = {name: phone_code_scores(contingency(phones, c)[0])["pnmi"] for name, c in (("few", noisy), ("many", split))}
+    assert raw["many"] > raw["few"] + 0.05          # the bias: random splitting looks like information
+    matched = phone_code_scores(contingency(phones, merge_to_k(split, 8))[0])["pnmi"]
+    assert matched < raw["few"] + 0.01              # ... gone at K = 8 (merging can only lose information)
+    floor = phone_code_scores(contingency(phones, split[rng.permutation(4000)])[0])["pnmi"]
+    assert floor > 0.05 and raw["many"] - floor < raw["many"]   # the floor itself is far above 0 with 400 codes

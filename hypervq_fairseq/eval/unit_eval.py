@@ -46,7 +46,7 @@ from ..data.alignment.phn import AlignmentError, Segment, phn_path, read_phn, re
 from ..data.alignment.phones import SILENCE
 from ..data.alignment.speakers import speaker_of
 from ..errors import InputError
-from .units import contingency, phone_code_scores, stream_scores
+from .units import contingency, merge_to_k, phone_code_scores, stream_scores
 
 CHANCE_ABX = 0.5
 SKIPPED = {"not_selected": "from speakers not aligned (their transcripts are not what they say)",
@@ -210,8 +210,8 @@ def extract(models: Dict[str, object], data: AlignedSet, *, layer: int, geometry
 
 
 def score_system(system: System, labels: Dict[str, List[str]], *, frame_rate: float, items, seed: int,
-                 abx: bool, abx_options: dict, first_centre: float) -> dict:
-    """Every number of one system (see the module docstring)."""
+                 abx: bool, abx_options: dict, first_centre: float, matched_k: Optional[int] = None) -> dict:
+    """Every number of one system (see the module docstring); ``matched_k``: the K of PNMI at matched K."""
     from .abx import abx_error
 
     keys = list(labels)
@@ -242,11 +242,21 @@ def score_system(system: System, labels: Dict[str, List[str]], *, frame_rate: fl
         out[f"abx_{mode}"] = None if result is None else result.error
         out[f"abx_{mode}_pairs"] = 0 if result is None else result.pairs
 
-    # the floor: the same codes shuffled across frames
+    # the floor: the same codes shuffled across frames; and both at matched K
     if system.kind != "random":
-        shuffled = all_codes[np.random.default_rng(seed).permutation(len(all_codes))]
+        shuffle = np.random.default_rng(seed).permutation(len(all_codes))
+        shuffled = all_codes[shuffle]
         floor_table, _, _ = contingency(phone_labels[scored], shuffled[scored])
         out["random_floor_pnmi"] = phone_code_scores(floor_table)["pnmi"]
+        out["pnmi_above_floor"] = out["pnmi"] - out["random_floor_pnmi"]
+        if matched_k is not None:
+            merged = merge_to_k(all_codes, matched_k)
+            out["matched_k"] = matched_k
+            out["matched_k_reached"] = out["codes_used"] >= matched_k
+            out["pnmi_matched"] = phone_code_scores(contingency(phone_labels[scored], merged[scored])[0])["pnmi"]
+            merged_floor = merged[shuffle]
+            out["random_floor_pnmi_matched"] = phone_code_scores(
+                contingency(phone_labels[scored], merged_floor[scored])[0])["pnmi"]
         flags = []
         if out["pnmi"] <= out["random_floor_pnmi"]:
             flags.append("PNMI not above its codes shuffled")
@@ -296,7 +306,8 @@ def build_baselines(models, codes, states, mfcc, *, layer: int, kmeans_k: int, s
 def evaluate_units(checkpoints: Sequence, data_dir, subset: str = "valid", *, names: Optional[Sequence[str]] = None,
                    layer: Optional[int] = None, kmeans_k: int = 100, seed: int = 0, out=None, abx: bool = True,
                    max_fit_frames: int = 100_000, abx_max_size_group: int = 10, abx_max_x_across: int = 5,
-                   device: str = "cpu", progress: bool = True, kmeans_baselines: bool = True) -> dict:
+                   device: str = "cpu", progress: bool = True, kmeans_baselines: bool = True,
+                   matched_k: Optional[int] = None) -> dict:
     """Evaluate the quantizers of ``checkpoints`` against the phones of ``data_dir/SUBSET.phn``; return results.json's dict.
 
     ``names``: one per checkpoint (default: ``hypervq``/``gumbel`` from the quantizer's type).
@@ -305,6 +316,8 @@ def evaluate_units(checkpoints: Sequence, data_dir, subset: str = "valid", *, na
     ``seed``: k-means, shuffling and ABX sampling; the same seed gives the same numbers.
     ``kmeans_baselines=False`` scores the quantizers and their random floors only (the k-means fits
     and their ABX dominate the time; a study of many checkpoints needs them once, not per run).
+    ``matched_k``: K of the PNMI at matched K (default: the fewest codes any of the quantizers uses
+    here; give a fixed K to compare runs evaluated separately).
     """
     from tqdm import tqdm
 
@@ -315,6 +328,8 @@ def evaluate_units(checkpoints: Sequence, data_dir, subset: str = "valid", *, na
         raise InputError("give at least one checkpoint")
     if kmeans_k < 1:
         raise InputError(f"kmeans_k must be >= 1, got {kmeans_k}")
+    if matched_k is not None and matched_k < 2:
+        raise InputError(f"matched_k must be >= 2 (PNMI of one code is 0), got {matched_k}")
     if out is not None:
         from ..files import check_writable_folder
 
@@ -345,8 +360,12 @@ def evaluate_units(checkpoints: Sequence, data_dir, subset: str = "valid", *, na
     systems = build_baselines(models, codes, states, mfcc, layer=layer, kmeans_k=kmeans_k, seed=seed,
                               max_fit_frames=max_fit_frames, progress=progress, kmeans=kmeans_baselines)
 
-    # 3. scores
+    # 3. scores (PNMI at matched K: by default at the code count of the quantizer that uses fewest)
     from .abx import triphone_items
+
+    if matched_k is None:
+        matched_k = max(2, min(len(np.unique(np.concatenate(list(s.combined().values()))))
+                               for s in systems if s.kind == "quantizer"))
 
     items = triphone_items(data.segments, data.speakers)
     abx_options = {"max_size_group": abx_max_size_group, "max_x_across": abx_max_x_across}
@@ -354,7 +373,7 @@ def evaluate_units(checkpoints: Sequence, data_dir, subset: str = "valid", *, na
     for system in tqdm(systems, desc="score", unit="system", disable=not progress):
         results["systems"][system.name] = score_system(system, labels, frame_rate=frame_rate, items=items, seed=seed,
                                                        abx=abx, abx_options=abx_options,
-                                                       first_centre=field / 2 / rate)
+                                                       first_centre=field / 2 / rate, matched_k=matched_k)
     flat = [p for k in labels for p in labels[k]]
     kinds = Counter("phone" if p not in (SILENCE, UNCOVERED) else ("silence" if p == SILENCE else "uncovered")
                     for p in flat)
@@ -367,6 +386,7 @@ def evaluate_units(checkpoints: Sequence, data_dir, subset: str = "valid", *, na
         "phones": sorted({p for p in flat if p not in (SILENCE, UNCOVERED)}), "triphone_items": len(items)}
     results["settings"] = {
         "checkpoints": {n: str(pm.path) for n, pm in models.items()}, "layer": layer, "kmeans_k": kmeans_k,
+        "matched_k": matched_k,
         "seed": seed, "max_fit_frames": max_fit_frames, "kmeans_fit": "the evaluated utterances' frames, no labels",
         "frame": {"stride": stride, "receptive_field": field},
         "abx": {"items": "triphones, within context", "distance": "codes differ (one-hot cosine), DTW",
@@ -395,13 +415,15 @@ def format_table(results: dict) -> str:
         f"{1000 / d['frame_rate']:.0f} ms, {f['phone']} with a phone (scored), {f['silence']} silence, "
         f"{f['uncovered']} without alignment. Skipped: {skipped or 'none'}.",
         "",
-        "| system | PNMI ↑ | phone purity ↑ | cluster purity ↑ | ABX within ↓ | ABX across ↓ | codes used | "
-        "bits/frame | bitrate (bit/s) | below random? |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| system | PNMI ↑ | PNMI − floor ↑ | PNMI at K={results['settings']['matched_k']} ↑ | phone purity ↑ | "
+        "cluster purity ↑ | ABX within ↓ | ABX across ↓ | codes used | bits/frame | bitrate (bit/s) | below random? |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, s in results["systems"].items():
         flag = "–" if s["kind"] == "random" else ("**yes**: " + "; ".join(s["flags"]) if s["flags"] else "no")
-        lines.append(f"| {name} | {s['pnmi']:.3f} | {s['phone_purity']:.3f} | {s['cluster_purity']:.3f} | "
+        above = "–" if "pnmi_above_floor" not in s else f"{s['pnmi_above_floor']:.3f}"
+        matched = "–" if "pnmi_matched" not in s else (f"{s['pnmi_matched']:.3f}" + ("" if s["matched_k_reached"] else "*"))
+        lines.append(f"| {name} | {s['pnmi']:.3f} | {above} | {matched} | {s['phone_purity']:.3f} | {s['cluster_purity']:.3f} | "
                      f"{_pct(s['abx_within'])} | {_pct(s['abx_across'])} | {s['codes_used']} of "
                      f"{s['codes_available']} | {s['entropy_bits']:.2f} | {s['bitrate_bps']:.0f} | {flag} |")
     best = max((n for n, s in results["systems"].items() if s["kind"] != "random"),
@@ -410,7 +432,9 @@ def format_table(results: dict) -> str:
     lines += ["", f"Highest PNMI: {best}. Baselines: random_NAME = NAME's codes shuffled across frames; "
                   f"kmeans_layer{layer}_K_NAME = k-means on transformer layer {layer} of NAME; kmeans_mfcc_K = "
                   f"k-means on MFCC+Δ+ΔΔ; K = codes a quantizer uses, and {results['settings']['kmeans_k']}. "
-                  f"ABX: triphones within context, '–' = no triplet (across needs two speakers)."]
+                  f"ABX: triphones within context, '–' = no triplet (across needs two speakers). "
+                  f"PNMI − floor: minus the PNMI of the same codes shuffled; PNMI at K: the K − 1 most frequent codes "
+                  f"kept, the rest merged into one (no label used); * = the system uses fewer than K codes."]
     return "\n".join(lines)
 
 

@@ -20,6 +20,15 @@ Over all frames of the evaluated audio, whatever their label:
 - **bitrate**: ``H(z) × frames per second`` of audio, the rate of an ideal entropy coder of the
   frame-level code stream (no merging of repeated codes).
 
+PNMI rises with the number of codes, even for codes with no signal (codes shuffled across
+frames score above 0 on any finite set, and more so the more codes there are). Two figures make
+a comparison of systems that use different numbers of codes fair:
+
+- **PNMI above the floor**: PNMI minus that of the same codes shuffled across frames (the floor);
+- **PNMI at matched K**: PNMI after :func:`merge_to_k` has reduced each system to the same ``K``
+  codes, without looking at a label: the ``K − 1`` most frequent codes are kept and the rest
+  merged into one.
+
 Logarithms are base 2 (PNMI is a ratio, so the base cancels). Zero cells are left out of the
 sums (``0 log 0 = 0``) instead of adding an epsilon, so a table with one phone and one code
 gives exactly ``I = 0``.
@@ -73,6 +82,25 @@ def phone_code_scores(table: np.ndarray) -> Dict[str, float]:
         "phone_purity": float(p.max(axis=0).sum()),
         "cluster_purity": float(p.max(axis=1).sum()),
     }
+
+
+def merge_to_k(codes: np.ndarray, k: int) -> np.ndarray:
+    """``codes`` with at most ``k`` distinct values: the ``k − 1`` most frequent kept, all others one code.
+
+    Label-free, so it can be applied to any system (quantizer, k-means, shuffled). Ties in frequency
+    go to the smaller code value, so the result is deterministic. Codes already at most ``k`` are
+    returned unchanged. The merged code is ``-1`` (never a real id here: ids are ``>= 0``).
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    codes = np.asarray(codes)
+    values, inverse, counts = np.unique(codes, return_inverse=True, return_counts=True)
+    if len(values) <= k:
+        return codes
+    order = np.lexsort((values, -counts))          # most frequent first, then by value
+    keep = np.zeros(len(values), dtype=bool)
+    keep[order[: k - 1]] = True
+    return np.where(keep[inverse], codes, -1)
 
 
 def stream_scores(codes: np.ndarray, frame_rate: float) -> Dict[str, float]:

@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="transformer layer for the k-means baselines (default: the middle one)")
     p.add_argument("--kmeans-k", type=int_at_least(1, "clusters"), default=100,
                    help="k-means size besides the quantizers' own code counts (default 100)")
+    p.add_argument("--matched-k", type=int_at_least(2, "codes"), default=None,
+                   help="K of 'PNMI at K' (every system reduced to K codes, no label used; default: the fewest "
+                        "codes any given checkpoint uses here; fix it to compare runs evaluated separately)")
     p.add_argument("--seed", type=int, default=0, help="seed of k-means, shuffled codes and ABX sampling (default 0)")
     p.add_argument("--max-fit-frames", type=int_at_least(1, "frames"), default=100_000,
                    help="k-means is fitted on at most this many frames (default 100000)")
@@ -55,7 +58,8 @@ def main(argv=None) -> int:
 
         results = evaluate_units(args.checkpoints, args.data, args.subset, names=args.names, layer=args.layer,
                                  kmeans_k=args.kmeans_k, seed=args.seed, out=args.out, abx=not args.no_abx,
-                                 max_fit_frames=args.max_fit_frames, device=args.device, progress=not args.quiet)
+                                 max_fit_frames=args.max_fit_frames, device=args.device, progress=not args.quiet,
+                                 matched_k=args.matched_k)
         print(format_table(results))
         print(f"\nwrote {args.out}/results.json, results.md, frames.tsv and cooccurrence_*.png")
 
