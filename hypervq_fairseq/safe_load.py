@@ -67,7 +67,9 @@ def load_checkpoint_file(path, *, mmap: bool = False, what: str = "checkpoint") 
         with torch.serialization.safe_globals(list(ALLOWED_CLASSES)):
             return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as e:
-        found = str(e).split("\n\n")[0].strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+        # torch's message is several paragraphs; the one naming the refused object is what a user needs
+        found = next((part.strip() for part in str(e).split("\n\n") if "GLOBAL" in part or "global" in part),
+                     type(e).__name__)
         raise CheckpointError(
             f"{what} {path} holds objects that are not plain data and was not loaded ({found[:200]}). "
             f"A checkpoint is loaded as weights only, so that it cannot run code. If you trust its source, "
