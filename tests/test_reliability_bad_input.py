@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 
 from hypervq_fairseq.errors import AudioInputError, ConfigError
 from hypervq_fairseq.fairseq.config_checks import check_model_config, check_precision
+from hypervq_fairseq.fairseq.tasks.hypervq_audio_pretraining import check_training_numbers
 from helpers.runs import run, train_command
 from hypervq_fairseq.fairseq.tasks import CheckedFileAudioDataset, HyperVQAudioPretrainingConfig, HyperVQAudioPretrainingTask
 
@@ -201,6 +202,24 @@ def test_fp16_on_a_machine_without_cuda_says_which_option_runs():
     check_precision(fp16=True, fp16_no_flatten_grads=False, memory_efficient_fp16=False, cuda_available=True)
 
 
+@pytest.mark.parametrize("lr, max_tokens, message", [
+    ([-0.001], 1000, r"optimization\.lr=-0\.001: a learning rate must be a finite number > 0"),
+    ([float("nan")], 1000, r"optimization\.lr=nan"),
+    ([0.001, float("inf")], 1000, r"optimization\.lr=inf"),
+    (["fast"], 1000, r"optimization\.lr='fast': a learning rate must be a number"),
+    ([0.001], 0, r"dataset\.max_tokens=0: .*fairseq reads 0 as 'no limit'"),
+    ([0.001], -5, r"dataset\.max_tokens=-5"),
+])
+def test_training_numbers_fairseq_would_accept_silently_are_refused(lr, max_tokens, message):
+    with pytest.raises(ConfigError, match=message):
+        check_training_numbers(lr, max_tokens)
+
+
+def test_sound_training_numbers_pass():
+    check_training_numbers([0.002], 384000)
+    check_training_numbers([0.1, 0.01], None)   # a schedule; max_tokens null with batch_size
+
+
 # -- what the user reads from fairseq-hydra-train ------------------------------------------------
 
 def _last_frame(text):
@@ -208,7 +227,7 @@ def _last_frame(text):
     return frames[-1] if frames else ""
 
 
-@pytest.mark.parametrize("kind", ["stereo_audio", "negative_curvature",
+@pytest.mark.parametrize("kind", ["stereo_audio", "negative_curvature", "negative_lr",
                                   pytest.param("gumbel_negative_temperature", marks=pytest.mark.slow)])
 @pytest.mark.slow
 def test_fairseq_hydra_train_reports_our_message(corpus, tmp_path, kind):
@@ -220,6 +239,10 @@ def test_fairseq_hydra_train_reports_our_message(corpus, tmp_path, kind):
         data = corpus.write()
         overrides.append("model.hyperbolic_curvature=-1.0")
         expected = r"model\.hyperbolic_curvature=-1\.0: the Poincaré ball needs a finite curvature c > 0"
+    elif kind == "negative_lr":                          # fairseq trains by gradient ascent
+        data = corpus.write()
+        overrides.append("optimization.lr=[-0.002]")
+        expected = r"optimization\.lr=-0\.002: a learning rate must be a finite number > 0"
     else:                                                # the stock Gumbel quantizer used to train with it
         data = corpus.write()
         overrides += ["model.quantizer_type=gumbel", "model.latent_temp=[-2,0.5,0.995]"]

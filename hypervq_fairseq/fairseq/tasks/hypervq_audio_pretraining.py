@@ -31,8 +31,10 @@ A strict superset of the stock task (same config keys and datasets, plus ``audio
 """
 
 import logging
+import math
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -83,6 +85,37 @@ class HyperVQAudioPretrainingConfig(AudioPretrainingConfig):
     fp16: bool = II("common.fp16")
     fp16_no_flatten_grads: bool = II("common.fp16_no_flatten_grads")
     memory_efficient_fp16: bool = II("common.memory_efficient_fp16")
+    # ... and to the values fairseq would accept silently: a negative or NaN learning rate (gradient
+    # ascent), max_tokens 0 (fairseq reads it as "no limit" and makes one batch of everything)
+    lr: Any = II("optimization.lr")
+    max_tokens: Any = II("dataset.max_tokens")
+
+
+def _linked(cfg, key: str):
+    try:
+        return getattr(cfg, key, None)
+    except Exception:  # unresolvable interpolation (config built outside fairseq-hydra-train)
+        return None
+
+
+def check_training_numbers(lr, max_tokens) -> None:
+    """Refuse, by key, a learning rate that is not a finite number > 0 and ``dataset.max_tokens`` <= 0."""
+    rates = list(lr) if isinstance(lr, (list, tuple)) or (lr is not None and hasattr(lr, "__iter__")
+                                                          and not isinstance(lr, str)) else [lr]
+    for value in rates:
+        if value is None:
+            continue
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"optimization.lr={value!r}: a learning rate must be a number > 0") from None
+        if not (math.isfinite(number) and number > 0):
+            raise ConfigError(f"optimization.lr={value!r}: a learning rate must be a finite number > 0 "
+                              f"(a negative one trains by gradient ascent)")
+    if max_tokens is not None and not isinstance(max_tokens, bool):
+        if not isinstance(max_tokens, int) or max_tokens <= 0:
+            raise ConfigError(f"dataset.max_tokens={max_tokens!r}: give a number of samples > 0 per batch, or null "
+                              f"with dataset.batch_size (fairseq reads 0 as 'no limit' and batches everything at once)")
 
 
 def _bool(cfg, key: str) -> bool:
@@ -179,6 +212,7 @@ class HyperVQAudioPretrainingTask(AudioPretrainingTask):
                 raise ConfigError(f"task.audio_check_workers={workers!r}: a number of processes >= 1, or 0 for all CPUs")
             check_precision(fp16=_bool(cfg, "fp16"), fp16_no_flatten_grads=_bool(cfg, "fp16_no_flatten_grads"),
                             memory_efficient_fp16=_bool(cfg, "memory_efficient_fp16"))
+            check_training_numbers(_linked(cfg, "lr"), _linked(cfg, "max_tokens"))
         return cls(cfg)
 
     def load_dataset(self, split: str, task_cfg=None, **kwargs):
