@@ -80,6 +80,15 @@ def test_pretrained_export_says_where_the_quantizer_is(pretrained_checkpoint, tm
     # an existing folder is kept unless --overwrite
     assert export_tool.main([str(pretrained_checkpoint), str(out)]) == 1
     assert "--overwrite" in capsys.readouterr().err
+    # --overwrite replaces an earlier export, never a folder of other files
+    assert export_tool.main([str(pretrained_checkpoint), str(out), "--overwrite"]) == 0
+    capsys.readouterr()
+    mine = tmp_path / "thesis"
+    mine.mkdir()
+    (mine / "chapter1.tex").write_text("years of work")
+    assert export_tool.main([str(pretrained_checkpoint), str(mine), "--overwrite"]) == 1
+    assert "no export.json from hypervq-export-hf" in capsys.readouterr().err
+    assert [p.name for p in mine.iterdir()] == ["chapter1.tex"] and (mine / "chapter1.tex").read_text() == "years of work"
 
 
 def assert_same_as_fairseq(fs, hf, manifest, normalize=False, quantizer=None, pm=None):

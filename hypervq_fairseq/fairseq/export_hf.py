@@ -506,6 +506,17 @@ class ExportResult:
     files: List[str]
 
 
+REPORT = "export.json"  # what the export did; also how --overwrite recognises a folder it may replace
+
+
+def _is_export(folder: Path) -> bool:
+    try:
+        report = json.loads((folder / REPORT).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(report, dict) and "transformers_class" in report and "mapped" in report
+
+
 def export(checkpoint, out, *, dictionary=None, overwrite: bool = False) -> ExportResult:
     """Export ``checkpoint`` to the transformers folder ``out`` (see the module's docstring)."""
     transformers, st = require_hf()
@@ -514,6 +525,9 @@ def export(checkpoint, out, *, dictionary=None, overwrite: bool = False) -> Expo
         raise OutputError(f"{out} exists; pass --overwrite to replace it")
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out} exists and is not a folder")
+    if out.exists() and any(out.iterdir()) and not _is_export(out):
+        raise OutputError(f"{out} holds files that no export wrote (no {REPORT} from hypervq-export-hf): "
+                          f"--overwrite replaces only an earlier export or an empty folder; choose another OUT")
     src = read_source(checkpoint)
     check_representable(src)
 
@@ -572,7 +586,7 @@ def export(checkpoint, out, *, dictionary=None, overwrite: bool = False) -> Expo
             "updates": src.updates, "mapped": mapping.mapped, "left_out": mapping.left_out,
             "synthesized": mapping.synthesized, "notes": mapping.notes,
         }
-        (staging / "export.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+        (staging / REPORT).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
         files = sorted(p.name for p in staging.iterdir())
     return ExportResult(out, src.kind, cls.__name__, len(mapping.mapped), mapping.left_out, mapping.synthesized,
                         mapping.notes, files)
