@@ -245,3 +245,28 @@ def test_files_written_honour_the_umask(tmp_path, tiny_speech_corpus, umask, mod
     assert done.returncode == 0, done.stderr
     modes = {p.name: oct(p.stat().st_mode & 0o777) for p in (tmp_path / "out").iterdir()}
     assert len(modes) == 4 and set(modes.values()) == {mode}, modes
+
+
+@pytest.mark.parametrize("entry, message", [
+    ("../../etc/passwd\t100", "leaves the audio root"),
+    ("a/../../b.flac\t100", "leaves the audio root"),
+    ("/etc/passwd\t100", "leaves the audio root"),
+    ("a.flac\t²", "malformed manifest line"),           # str.isdigit() accepts it
+    ("a.flac\t١٢٣", "malformed manifest line"),          # Arabic-Indic digits
+])
+def test_entries_outside_the_root_and_non_ascii_counts_are_refused_by_line(tmp_path, entry, message):
+    root = tmp_path / "audio"
+    root.mkdir()
+    manifest = tmp_path / "m.tsv"
+    manifest.write_text(f"{root}\nok.flac\t16000\n{entry}\n", encoding="utf-8")
+    with pytest.raises(ManifestError, match=rf"{message}") as info:
+        read_manifest(manifest)
+    assert f"{manifest}:3" in str(info.value)
+
+
+def test_paths_inside_the_root_are_read(tmp_path):
+    root = tmp_path / "audio"
+    root.mkdir()
+    manifest = tmp_path / "m.tsv"
+    manifest.write_text(f"{root}\nspk/ch/a..b.flac\t16000\n./c.flac\t8\n", encoding="utf-8")  # '..' inside a name
+    assert read_manifest(manifest) == (str(root), [("spk/ch/a..b.flac", 16000), ("./c.flac", 8)])

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from pathlib import Path
 from typing import Iterable, List, Optional, Tuple
 
@@ -104,11 +105,16 @@ def manifest_lines(root: Path, entries: list) -> Iterable[str]:
         yield f"{e.path}\t{e.frames}"
 
 
+_FRAMES = re.compile(r"[0-9]+")
+
+
 def read_manifest(path, *, role: str = "manifest") -> Tuple[str, List[Tuple[str, int]]]:
     """``(root, [(relative_path, frames), ...])`` of a fairseq manifest, the one reader of the project.
 
     Raises :class:`ManifestError` naming the file (and ``file:line``) for a missing, empty, non-UTF-8
-    or malformed manifest, an audio root that is not a folder, or a manifest without audio files.
+    or malformed manifest (a frame count in other than ASCII digits included), an entry that leaves
+    the audio root (an absolute path, or ``..``: a manifest reads only under the root it names),
+    an audio root that is not a folder, or a manifest without audio files.
     """
     path = str(path)
     if not os.path.isfile(path):
@@ -125,9 +131,12 @@ def read_manifest(path, *, role: str = "manifest") -> Tuple[str, List[Tuple[str,
             root = f.readline().rstrip("\n")
             for n, line in enumerate(f, start=2):
                 parts = line.rstrip("\n").split("\t")
-                if len(parts) != 2 or not parts[1].isdigit():
+                if len(parts) != 2 or not _FRAMES.fullmatch(parts[1]):  # not isdigit(): it accepts '²'
                     raise ManifestError(f"malformed manifest line: {path}:{n}: expected 'relative_path<TAB>num_frames', "
                                         f"got {line.strip()!r}")
+                if os.path.isabs(parts[0]) or ".." in Path(parts[0]).parts:
+                    raise ManifestError(f"{path}:{n}: {parts[0]!r} leaves the audio root: entries must be paths "
+                                        f"relative to the root on line 1, without '..'")
                 rows.append((parts[0], int(parts[1])))
     except UnicodeDecodeError as e:
         raise ManifestError(f"{role} {path} is not UTF-8 text ({e})") from None
