@@ -221,6 +221,35 @@ def code_use(ckpt: Path, manifest: Path) -> Dict[str, float]:
             "combined_perplexity": comb["perplexity"], "combined_used": comb["used"]}
 
 
+def radial_use(ckpt: Path, manifest: Path, limit: int = 100) -> Dict[str, float]:
+    """How much of the radial coordinate reaches HyperVQ's MLR, on the first ``limit`` utterances:
+    the fraction of tangent vectors that clipping puts on its sphere, and the mean and spread of
+    ``√c‖v‖`` (the ball-unit radius the logits read; with hard clipping, at most the clip radius)."""
+    import torch
+
+    from hypervq_fairseq.data.audio import read_audio
+    from hypervq_fairseq.data.manifest import read_manifest
+    from hypervq_fairseq.fairseq.checkpoints import load_pretrained
+    from hypervq_fairseq.fairseq.encode import _prepared, conv_features
+
+    pm = load_pretrained(ckpt)
+    q = pm.model.quantizer
+    if not hasattr(q, "tangent"):
+        return {}
+    root, rows = read_manifest(manifest)
+    inputs = []
+    with torch.no_grad():
+        for rel, _ in rows[:limit]:  # the quantizer's input, as encode() computes it, one utterance at a time
+            wave = _prepared(pm, read_audio(f"{root}/{rel}"))[None]
+            features, _ = conv_features(pm.model, wave, torch.tensor([wave.shape[1]]))
+            inputs.append(pm.model.layer_norm(features.transpose(1, 2))[0])
+        x = torch.cat(inputs)
+        s = (q.tangent(x).norm(dim=-1) * q.curvature.sqrt()).flatten()          # √c‖v‖, every group
+    out = {"ball_radius_mean": float(s.mean()), "ball_radius_std": float(s.std())}
+    out["clipped_fraction"] = 0.0 if q.clip_radius is None else float((s >= 0.999 * q.clip_radius).float().mean())
+    return out
+
+
 def selection(ckpt: Path, manifest: Path) -> Dict[str, float]:
     from hypervq_fairseq.eval.selection import heldout_selection
     from hypervq_fairseq.fairseq.checkpoints import load_pretrained
@@ -274,6 +303,9 @@ def evaluate(out: Path, manifests: Path, name: str, seed: int, role: str) -> dic
     if "pnmi" not in result:
         result.update(units(ckpt, out / "data", role))
         cache.write_text(json.dumps(result, indent=1) + "\n")
+    if "ball_radius_mean" not in result and name != "gumbel":
+        result.update(radial_use(ckpt, manifest) or {"ball_radius_mean": None})
+        cache.write_text(json.dumps(result, indent=1) + "\n")
     if "pnmi_matched" not in result:  # runs evaluated before PNMI at matched K: the PNMI figures only
         result.update(units(ckpt, out / "data", role, abx=False))
         cache.write_text(json.dumps(result, indent=1) + "\n")
@@ -288,6 +320,8 @@ METRICS = {
     "accuracy": ("valid accuracy", "higher", 3),
     "code_perplexity": ("code perplexity (of 64)", "higher", 1),
     "sample_is_argmax": ("sampled code = argmax", "higher", 3),
+    "clipped_fraction": ("frames on the clip sphere", "lower", 2),
+    "ball_radius_mean": ("mean √c‖v‖", "higher", 2),
     "logit_gap": ("top-2 logit gap", "higher", 2),
     "pnmi": ("PNMI", "higher", 3),
     "pnmi_above_floor": ("PNMI − floor", "higher", 3),
