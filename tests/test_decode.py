@@ -101,6 +101,10 @@ def test_lexicon_spells_words_as_the_letter_targets(tmp_path):
     (tmp_path / "phones.txt").write_text("CAT\tK AE1 T\n")
     with pytest.raises(lm.LMError, match="not in the letter dictionary"):
         lm.read_lexicon(tmp_path / "phones.txt", ["|", "A", "C", "T"])
+    for bad in ("CAT\tC A T\n", "CAT\tC | A T |\n"):       # no boundary; one inside the word
+        (tmp_path / "nosep.txt").write_text(bad)
+        with pytest.raises(lm.LMError, match=r"nosep\.txt line 1: .*must end with the word boundary '\|'"):
+            lm.read_lexicon(tmp_path / "nosep.txt", ["|", "A", "C", "T"])
 
 
 # ----------------------------------------------------------------------------- beam search on known emissions

@@ -294,6 +294,10 @@ def read_lexicon(path, letters: Sequence[str]) -> Dict[str, List[List[str]]]:
             if bad:
                 raise LMError(f"{path} line {number}: symbols {bad} are not in the letter dictionary "
                               f"(a phone lexicon? this decoder needs letter spellings ending with '{WORD_BOUNDARY}')")
+            if parts[-1] != WORD_BOUNDARY or WORD_BOUNDARY in parts[1:-1]:
+                # without it every utterance decodes as one long word, with exit 0
+                raise LMError(f"{path} line {number}: {line.strip()!r}: a spelling must end with the word "
+                              f"boundary '{WORD_BOUNDARY}' and hold it nowhere else (as the .ltr targets spell words)")
             lexicon.setdefault(parts[0], []).append(parts[1:])
     if not lexicon:
         raise LMError(f"lexicon {path} is empty")
