@@ -347,3 +347,28 @@ def test_an_out_folder_that_cannot_be_written_fails_first(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert rc == 1 and len(err.splitlines()) == 1 and "Traceback" not in err
     assert "--out folder" in err and "is a file, not a folder" in err and "no.pt" not in err
+
+
+@pytest.mark.parametrize("case", ["stale_count", "one_sample", "hundred_samples"])
+def test_a_stale_frame_count_or_a_file_too_short_for_one_frame_is_named(case, pretrained_checkpoint,
+                                                                        tiny_speech_manifest, tmp_path, capsys):
+    root, keys = manifest_rows(tiny_speech_manifest / "valid.tsv")
+    wav, sr = sf.read(os.path.join(root, keys[0]), dtype="float32")
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    if case == "stale_count":
+        sf.write(audio / "x.flac", wav, sr)
+        listed = len(wav) - 822                   # the manifest was written before the file changed
+    else:
+        n = 1 if case == "one_sample" else 100
+        sf.write(audio / "x.flac", wav[:n], sr)
+        listed = n
+    manifest = tmp_path / "m.tsv"
+    manifest.write_text(f"{audio}\nx.flac\t{listed}\n")
+    out = tmp_path / "m.tok"
+    assert tokenize.main([str(pretrained_checkpoint), str(manifest), "--out", str(out), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    expected = ("samples decoded, the manifest lists" if case == "stale_count"
+                else "shorter than the model's receptive field of 400 samples")
+    assert "x.flac" in err and expected in err and "Traceback" not in err, err
+    assert not out.exists()

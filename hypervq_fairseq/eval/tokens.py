@@ -169,6 +169,32 @@ def _completed_keys(partial: Path, valid: set, groups: int, combine: bool) -> se
     return done
 
 
+def read_listed(encoder, root: str, rows: list, batch: list) -> tuple:
+    """``(waves, paths)`` of the manifest ``rows`` in ``batch``, each checked against what the manifest says.
+
+    A file whose decoded length is not the manifest's frame count (batching budgets use the listed
+    counts: a stale manifest) or that is shorter than the feature extractor's receptive field (no
+    frame at all) is a :class:`TokenizeError` naming the file.
+    """
+    from ..data.audio import read_audio
+    from ..fairseq.encode import frame_geometry
+
+    _, field = frame_geometry(encoder)
+    paths = [os.path.join(root, rows[i][0]) for i in batch]
+    waves = []
+    for i, path in zip(batch, paths):
+        wave = read_audio(path, expected_rate=encoder.sample_rate)
+        if len(wave) != rows[i][1]:
+            raise TokenizeError(f"{path}: {len(wave)} samples decoded, the manifest lists {rows[i][1]}: the file "
+                                f"changed after the manifest was written; rebuild it with hypervq-manifest")
+        if len(wave) < field:
+            raise TokenizeError(f"{path}: {len(wave)} samples, shorter than the model's receptive field of {field} "
+                                f"samples ({1000 * field / encoder.sample_rate:.0f} ms), so it has no frame to code; "
+                                f"leave it out of the manifest")
+        waves.append(wave)
+    return waves, paths
+
+
 def encode_named(encoder, waves: list, paths: list) -> list:
     """``encode(encoder, waves)``; a frame without a code (NaN/Inf features) is reported by file name.
 
@@ -216,7 +242,6 @@ def dump_tokens(encoder, manifest, out, *, combine: bool = False, max_tokens: in
     """
     from tqdm import tqdm
 
-    from ..data.audio import read_audio
     from ..data.manifest import read_manifest
 
     out = Path(out)
@@ -264,8 +289,7 @@ def dump_tokens(encoder, manifest, out, *, combine: bool = False, max_tokens: in
             open(partial, "a", encoding="utf-8") as f:
         for batch in batches([rows[i] for i in todo], max_tokens, batch_size):
             idx = [todo[j] for j in batch]
-            paths = [os.path.join(root, rows[i][0]) for i in idx]
-            waves = [read_audio(path, expected_rate=pm.sample_rate) for path in paths]
+            waves, paths = read_listed(pm, root, rows, idx)
             for i, ids in zip(idx, encode_named(pm, waves, paths)):
                 f.write(f"{keys[i]}\t{format_ids(ids, pm.num_vars, combine)}\n")
                 f.flush()
@@ -296,15 +320,13 @@ def encode_manifest(encoder, manifest, *, max_tokens: int = 1_600_000, batch_siz
     """Code ids ``(T, G)`` of every utterance of ``manifest``, in memory, keyed by manifest path."""
     from tqdm import tqdm
 
-    from ..data.audio import read_audio
     from ..data.manifest import read_manifest
 
     root, rows = read_manifest(manifest)
     out: Dict[str, torch.Tensor] = {}
     with tqdm(total=len(rows), desc="encode", unit="utt", disable=not progress) as bar:
         for batch in batches(rows, max_tokens, batch_size):
-            paths = [os.path.join(root, rows[i][0]) for i in batch]
-            waves = [read_audio(path, expected_rate=encoder.sample_rate) for path in paths]
+            waves, paths = read_listed(encoder, root, rows, batch)
             for i, ids in zip(batch, encode_named(encoder, waves, paths)):
                 out[rows[i][0]] = ids
             bar.update(len(batch))
