@@ -132,6 +132,20 @@ def test_resume_after_a_crash_and_a_cut_line(pretrained_checkpoint, tiny_speech_
     with pytest.raises(TokenizeError, match="not a token file"):
         dump_tokens(tm, manifest, foreign, progress=False)
 
+    # a resume after the manifest's root or content changed (same path) is refused: never one file of two corpora
+    half = tmp_path / "half.tok"
+    dump_tokens(tm, manifest, half, limit=5, progress=False)
+    manifest.write_text("\n".join([root] + (tiny_speech_manifest / "train.tsv").read_text().splitlines()[1:]) + "\n")
+    with pytest.raises(TokenizeError, match="cannot resume .*manifest_sha256"):
+        dump_tokens(tm, manifest, half, progress=False)
+    # ... and so is one with other weights of the model (the quantizer's alone are not enough)
+    other = load_pretrained(pretrained_checkpoint)
+    with torch.no_grad():
+        other.model.feature_extractor.conv_layers[0][0].weight.mul_(1.01)
+    dump_tokens(tm, manifest, tmp_path / "half2.tok", limit=5, progress=False)
+    with pytest.raises(TokenizeError, match="cannot resume .*model_fingerprint"):
+        dump_tokens(other, manifest, tmp_path / "half2.tok", progress=False)
+
 
 def test_readers_refuse_partial_and_damaged_token_files(tm, tiny_speech_manifest, tmp_path, capsys):
     """A cut, emptied or foreign token file is refused by name, with how to finish it; exit 1, no traceback."""

@@ -19,6 +19,7 @@ partial or inconsistent one with a message that says how to finish it.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -243,6 +244,7 @@ def dump_tokens(encoder, manifest, out, *, combine: bool = False, max_tokens: in
     from tqdm import tqdm
 
     from ..data.manifest import read_manifest
+    from ..fairseq.checkpoints import tensors_fingerprint
 
     out = Path(out)
     meta_path, partial = sidecar_of(out), partial_of(out)
@@ -257,6 +259,9 @@ def dump_tokens(encoder, manifest, out, *, combine: bool = False, max_tokens: in
     meta = dict(checkpoint=str(Path(pm.path).resolve()), model=pm.model_name, quantizer_fingerprint=pm.fingerprint,
                 groups=pm.groups, num_vars=pm.num_vars, combine=combine, frame_rate=pm.frame_rate,
                 manifest=str(Path(manifest).resolve()), utterances=len(rows), complete=False, done=0,
+                # by content: a resume must not mix two corpora or two models under the same names
+                manifest_sha256=hashlib.sha256(Path(manifest).read_bytes()).hexdigest(),
+                model_fingerprint=tensors_fingerprint(pm.model.state_dict()),
                 format=("one line per utterance: path<TAB>ids, one id per frame in [0, V^G)" if combine else
                         "one line per utterance: path<TAB>frames, each frame 'g0,g1,...' with ids in [0, V)"))
 
@@ -270,7 +275,8 @@ def dump_tokens(encoder, manifest, out, *, combine: bool = False, max_tokens: in
             raise TokenizeError(f"{out} exists but {meta_path} does not: not a token file of this tool; "
                                 f"delete it or pass --overwrite")
         old = read_sidecar(out)
-        for k in ("quantizer_fingerprint", "groups", "num_vars", "combine", "manifest"):
+        for k in ("quantizer_fingerprint", "model_fingerprint", "groups", "num_vars", "combine", "manifest",
+                  "manifest_sha256"):
             if old.get(k) != meta[k]:
                 raise TokenizeError(f"cannot resume {out}: it was written with {k}={old.get(k)!r}, this run has "
                                     f"{k}={meta[k]!r}; pass --overwrite to start again")
