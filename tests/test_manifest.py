@@ -270,3 +270,25 @@ def test_paths_inside_the_root_are_read(tmp_path):
     manifest = tmp_path / "m.tsv"
     manifest.write_text(f"{root}\nspk/ch/a..b.flac\t16000\n./c.flac\t8\n", encoding="utf-8")  # '..' inside a name
     assert read_manifest(manifest) == (str(root), [("spk/ch/a..b.flac", 16000), ("./c.flac", 8)])
+
+
+def test_symlinked_speaker_and_chapter_folders_are_followed_and_loops_end(tmp_path):
+    from hypervq_fairseq.data.manifest import find_audio
+
+    root, elsewhere = tmp_path / "corpus", tmp_path / "elsewhere"
+    for spk, ch, n in (("1", "10", 2), ("2", "20", 3)):
+        d = (root / "train-x" / spk / ch)
+        d.mkdir(parents=True)
+        for i in range(n):
+            (d / f"{spk}-{ch}-{i:04d}.flac").write_bytes(b"")
+    (elsewhere / "3" / "30").mkdir(parents=True)
+    for i in range(4):
+        (elsewhere / "3" / "30" / f"3-30-{i:04d}.flac").write_bytes(b"")
+    (root / "train-x" / "3").symlink_to(elsewhere / "3")                    # a linked speaker
+    (elsewhere / "5").mkdir()
+    (elsewhere / "5" / "5-50-0000.flac").write_bytes(b"")
+    (root / "train-x" / "1" / "51").symlink_to(elsewhere / "5")             # a linked chapter
+    (root / "train-x" / "2" / "20" / "loop").symlink_to(root / "train-x")   # a loop
+    found = find_audio(root, "train-x")
+    assert len(found) == 2 + 3 + 4 + 1 and len(set(found)) == len(found)
+    assert "train-x/3/30/3-30-0003.flac" in found and "train-x/1/51/5-50-0000.flac" in found

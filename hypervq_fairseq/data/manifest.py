@@ -84,13 +84,28 @@ def _unusable_name(rel: str) -> Optional[str]:
     return None
 
 
+def _is_ancestor(target: str, folder: str) -> bool:
+    """True when ``target`` is ``folder`` or one of the folders above it (real paths)."""
+    return folder == target or folder.startswith(target.rstrip(os.sep) + os.sep)
+
+
 def find_audio(root: Path, subset: str, ext: str = "flac") -> list:
     """Sorted paths (relative to ``root``) of every ``*.ext`` file under ``root/subset``.
 
+    Symlinked speaker or chapter folders are followed (corpora are often assembled from links);
+    a link back to a folder already being walked is not entered again, so a loop ends.
     Raises :class:`ManifestError` naming every file whose name a manifest line cannot hold.
     """
     base = root / subset
-    rels = sorted(p.relative_to(root).as_posix() for p in base.rglob(f"*.{ext}") if p.is_file())
+    rels = []
+    for folder, dirs, names in os.walk(base, followlinks=True):
+        here = os.path.realpath(folder)
+        # prune links to this folder or one above it (a loop): their contents are already being walked
+        dirs[:] = [d for d in dirs if not _is_ancestor(os.path.realpath(os.path.join(folder, d)), here)]
+        rel_folder = Path(folder).relative_to(root)
+        rels += [(rel_folder / n).as_posix() for n in names
+                 if n.endswith(f".{ext}") and os.path.isfile(os.path.join(folder, n))]
+    rels.sort()
     bad = [(rel, why) for rel in rels if (why := _unusable_name(rel))]
     if bad:
         listing = "\n".join(f"  {os.fsencode(str(root / rel))!r}: {why}" for rel, why in bad[:MAX_LISTED])
