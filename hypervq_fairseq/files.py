@@ -249,7 +249,8 @@ def atomic_folder(path: PathLike, staging: PathLike = None):
     The staging folder (default ``.NAME.tmp`` beside ``NAME``) starts empty; when the block
     ends without an error it replaces ``path`` (an existing folder there is removed first: the
     one moment a reader can find nothing), and on any error, Ctrl-C included, it is deleted and
-    ``path`` is left as it was.
+    ``path`` is left as it was. Plain files in it get the mode ``open()`` would give (some writers,
+    safetensors among them, leave ``0600``), so the whole folder follows the umask.
     """
     path = Path(path)
     staging = Path(staging) if staging is not None else temporary_path(path)
@@ -257,6 +258,9 @@ def atomic_folder(path: PathLike, staging: PathLike = None):
     staging.mkdir(parents=True)
     try:
         yield staging
+        for item in staging.rglob("*"):
+            if item.is_file() and not item.is_symlink():
+                os.chmod(item, 0o666 & ~UMASK)
         if path.exists():
             shutil.rmtree(path)
         os.replace(staging, path)

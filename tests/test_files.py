@@ -69,10 +69,14 @@ def test_permissions_follow_the_umask_like_a_plain_open(tmp_path, umask, mode):
             "files.atomic_write_text(sys.argv[1] + '/a.txt', 'x'); "
             "files.atomic_write_all({sys.argv[1] + '/b.txt': 'y'}); "
             "files.atomic_copy(sys.argv[1] + '/a.txt', sys.argv[1] + '/c.txt'); "
+            "import os, tempfile\n"
+            "with files.atomic_folder(sys.argv[1] + '/d') as s:\n"
+            "    fd, name = tempfile.mkstemp(dir=s); os.close(fd)\n"           # 0600, as safetensors leaves its files
             "open(sys.argv[1] + '/plain.txt', 'w').close()")
     subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=True, preexec_fn=lambda: os.umask(umask))
-    modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
-    assert modes == {"a.txt": mode, "b.txt": mode, "c.txt": mode, "plain.txt": mode}
+    modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir() if p.is_file()}
+    modes.update({f"d/{p.name[:3]}": p.stat().st_mode & 0o777 for p in (tmp_path / "d").iterdir()})
+    assert modes == {"a.txt": mode, "b.txt": mode, "c.txt": mode, "plain.txt": mode, "d/tmp": mode}
 
 
 def test_atomic_folder_replaces_on_success_and_keeps_the_old_folder_on_error(tmp_path):
