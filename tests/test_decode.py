@@ -125,6 +125,18 @@ def emissions_spelling(text: str, noise: float = 0.0, seed: int = 0) -> np.ndarr
     return (x - np.log(np.exp(x).sum(axis=1, keepdims=True))).astype(np.float32)
 
 
+@pytest.mark.parametrize("content", ["", "\\data\\\nngram 1=3\n\n\\1-grams:\n-1.0\tCAT\n", "not an lm at all\n"])
+def test_a_malformed_truncated_or_empty_arpa_is_named(tmp_path, content):
+    pytest.importorskip("flashlight.lib.text", reason="the decode extra (flashlight-text) is not installed")
+    from hypervq_fairseq.asr.decode import DecodeError
+
+    arpa = tmp_path / "broken.arpa"
+    arpa.write_text(content)
+    lexicon = {"CAT": [lm.spell("CAT")]}
+    with pytest.raises(DecodeError, match=r"language model .*broken\.arpa cannot be read as an ARPA"):
+        LexiconBeamSearch(lexicon, arpa, SYMBOLS, 0, BeamOptions(beam=5, lm_weight=1.0, word_score=0.0))
+
+
 def test_lm_decoding_emits_only_lexicon_words(tmp_path):
     pytest.importorskip("flashlight.lib.text", reason="the decode extra (flashlight-text) is not installed")
     model = lm.kneser_ney([["CAT", "BAT"], ["TAB", "CAT"], ["CAT"]], 3)

@@ -218,7 +218,12 @@ class LexiconBeamSearch:
         self.unk_word = self.word_dict.get_index(lmlib.UNK)
         if not os.path.isfile(str(arpa)):
             raise DecodeError(f"language model {arpa} not found")
-        self.lm = KenLM(str(arpa), self.word_dict)
+        try:
+            self.lm = KenLM(str(arpa), self.word_dict)
+        except Exception as e:  # KenLM's own errors name neither the file nor the format it expected
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            raise DecodeError(f"language model {arpa} cannot be read as an ARPA (or KenLM binary) file: {reason}; "
+                              f"hypervq-build-lm writes one") from None
         self.trie = decoder.Trie(len(self.symbols), self.silence)
         start = self.lm.start(False)
         for word, spellings in words.items():
