@@ -135,6 +135,25 @@ def test_an_alignment_that_does_not_fit_the_audio_or_names_is_refused(pretrained
         evaluate_units([pretrained_checkpoint], flite_set, names=["random_x"], progress=False)
 
 
+@pytest.mark.parametrize("scale", [0.3, 0.45])
+def test_alignments_covering_a_fraction_of_the_audio_are_refused(flite_set, tmp_path, scale):
+    """Times scaled down leave most frames unlabelled, and PNMI would be scored on another subset."""
+    from hypervq_fairseq.eval.unit_eval import load_aligned
+
+    shutil.copy(flite_set / "valid.tsv", tmp_path / "valid.tsv")
+    lines = []
+    for line in (flite_set / "valid.phn").read_text().splitlines():
+        if line.startswith("#"):
+            lines.append(line)
+            continue
+        key, start, end, phone = line.split("\t")
+        lines.append(f"{key}\t{float(start) * scale:.4f}\t{float(end) * scale:.4f}\t{phone}")
+    (tmp_path / "valid.phn").write_text("\n".join(lines) + "\n")
+    with pytest.raises(AlignmentError, match=rf"valid\.phn: the segments span {round(100 * scale)}% of the aligned audio"):
+        load_aligned(tmp_path)
+    assert load_aligned(flite_set).rows    # the real alignment passes
+
+
 def test_changed_audio_makes_the_recorded_alignment_stale(flite_set, tmp_path):
     from hypervq_fairseq.eval.unit_eval import load_aligned
 

@@ -95,7 +95,35 @@ class System:
 # ----------------------------------------------------------------------------- inputs
 
 
-def load_aligned(data_dir, subset: str = "valid") -> AlignedSet:
+MIN_COVERAGE = 0.5     # aligners (flite, pocketsphinx) cover 97-100% of each utterance, silences included
+MAX_OVERRUN_S = 0.1    # a segment may end at most this far past its audio's end
+
+
+def check_coverage(phn: Path, aligned, segments, sample_rate: int) -> float:
+    """The fraction of the aligned audio that the segments span; an :class:`AlignmentError` for an
+    implausible alignment: one that ends past its audio, or covers less than half of it in all.
+
+    Such alignments (times scaled, another recording's alignment) silently change PNMI: frames
+    outside every segment are left out of the score, so it is computed on a different subset.
+    """
+    spanned = total = 0.0
+    for key, n in aligned:
+        duration, seg = n / sample_rate, segments[key]
+        if seg[-1].end > duration + MAX_OVERRUN_S:
+            raise AlignmentError(f"{phn}: {key} is aligned up to {seg[-1].end:.2f} s but its audio lasts "
+                                 f"{duration:.2f} s: the alignment is for other audio (or its times are scaled); "
+                                 f"rerun hypervq-align")
+        spanned += min(seg[-1].end, duration) - max(seg[0].start, 0.0)
+        total += duration
+    coverage = spanned / total
+    if coverage < MIN_COVERAGE:
+        raise AlignmentError(f"{phn}: the segments span {100 * coverage:.0f}% of the aligned audio (expected at least "
+                             f"{100 * MIN_COVERAGE:.0f}%; aligners cover nearly all of it, silence included): times "
+                             f"scaled or cut short? rerun hypervq-align")
+    return coverage
+
+
+def load_aligned(data_dir, subset: str = "valid", sample_rate: int = 16000) -> AlignedSet:
     """The aligned utterances of ``data_dir/SUBSET.tsv``; named errors for a missing or stale alignment."""
     from ..data.manifest import read_manifest
 
@@ -130,6 +158,7 @@ def load_aligned(data_dir, subset: str = "valid") -> AlignedSet:
             if recorded and recorded != audio_fingerprint(os.path.join(root, key)):
                 raise AlignmentError(f"{os.path.join(root, key)} changed since {phn.name} was written: rerun "
                                      f"hypervq-align {Path(data_dir)} --splits {subset}")
+    check_coverage(phn, aligned, segments, sample_rate)
     return AlignedSet(manifest, root, aligned, {k: segments[k] for k, _ in aligned},
                       {k: speaker_of(k) for k, _ in aligned}, len(rows), skipped)
 
@@ -383,6 +412,7 @@ def evaluate_units(checkpoints: Sequence, data_dir, subset: str = "valid", *, na
         "speakers": sorted(set(data.speakers.values())), "seconds": round(sum(n for _, n in data.rows) / rate, 3),
         "frame_rate": frame_rate, "frames": {"total": len(flat), "phone": kinds["phone"],
                                              "silence": kinds["silence"], "uncovered": kinds["uncovered"]},
+        "coverage": 1 - kinds["uncovered"] / max(1, len(flat)),  # frames inside an alignment segment
         "phones": sorted({p for p in flat if p not in (SILENCE, UNCOVERED)}), "triphone_items": len(items)}
     results["settings"] = {
         "checkpoints": {n: str(pm.path) for n, pm in models.items()}, "layer": layer, "kmeans_k": kmeans_k,
@@ -413,7 +443,8 @@ def format_table(results: dict) -> str:
         f"Token quality against phones on {d['utterances']} of {d['utterances_in_manifest']} utterances of "
         f"{Path(d['manifest']).name}, speaker(s) {speakers}: {d['seconds']:.1f} s, {f['total']} frames of "
         f"{1000 / d['frame_rate']:.0f} ms, {f['phone']} with a phone (scored), {f['silence']} silence, "
-        f"{f['uncovered']} without alignment. Skipped: {skipped or 'none'}.",
+        f"{f['uncovered']} without alignment (coverage {100 * d.get('coverage', 1):.1f}%). "
+        f"Skipped: {skipped or 'none'}.",
         "",
         f"| system | PNMI ↑ | PNMI − floor ↑ | PNMI at K={results['settings']['matched_k']} ↑ | phone purity ↑ | "
         "cluster purity ↑ | ABX within ↓ | ABX across ↓ | codes used | bits/frame | bitrate (bit/s) | below random? |",
