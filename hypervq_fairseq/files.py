@@ -267,3 +267,31 @@ def atomic_folder(path: PathLike, staging: PathLike = None):
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: PathLike, *, what: str):
+    """Hold an exclusive lock on the file ``path`` for the block (created if needed, left in place).
+
+    For outputs that one run at a time may write: a second run gets an :class:`OutputError` naming
+    the process that holds the lock, instead of both appending to the same files. The lock is the
+    kernel's (``flock``), so a killed run releases it.
+    """
+    import fcntl
+
+    from .errors import OutputError
+
+    path = Path(path)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666 & ~UMASK)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
+            raise OutputError(f"{what} is being written by process {holder} (lock {path}): wait for that run to "
+                              f"finish, or stop it") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)

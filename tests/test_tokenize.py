@@ -386,3 +386,21 @@ def test_a_stale_frame_count_or_a_file_too_short_for_one_frame_is_named(case, pr
                 else "shorter than the model's receptive field of 400 samples")
     assert "x.flac" in err and expected in err and "Traceback" not in err, err
     assert not out.exists()
+
+
+def test_a_second_run_on_the_same_out_is_refused_naming_the_first(tm, tiny_speech_manifest, tmp_path):
+    import fcntl
+
+    from hypervq_fairseq.errors import OutputError
+    from hypervq_fairseq.eval.tokens import lock_of
+
+    out = tmp_path / "valid.tok"
+    with open(lock_of(out), "w") as held:         # what a running hypervq-tokenize holds
+        held.write("4242\n")
+        held.flush()
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(OutputError, match=r"--out .*valid\.tok is being written by process 4242"):
+            dump_tokens(tm, tiny_speech_manifest / "valid.tsv", out, progress=False)
+        assert not out.exists() and not (tmp_path / "valid.tok.partial").exists()
+    s = dump_tokens(tm, tiny_speech_manifest / "valid.tsv", out, progress=False)   # released: it runs
+    assert s["finished"]

@@ -28,7 +28,7 @@ from typing import Dict, Optional
 import torch
 
 from ..errors import HyperVQError
-from ..files import atomic_write_json, atomic_write_lines, check_writable_folder
+from ..files import atomic_write_json, atomic_write_lines, check_writable_folder, exclusive_lock
 
 
 class TokenizeError(HyperVQError, RuntimeError):
@@ -233,24 +233,38 @@ def batches(rows: list, max_tokens: int, batch_size: int):
         yield batch
 
 
+def lock_of(path) -> Path:
+    """``.OUT.lock``: held while a run writes ``OUT`` and its sidecar (one run per output at a time)."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.lock")
+
+
 def dump_tokens(encoder, manifest, out, *, combine: bool = False, max_tokens: int = 1_600_000, batch_size: int = 32,
                 limit: Optional[int] = None, overwrite: bool = False, progress: bool = True) -> dict:
     """Write the code ids of every utterance of ``manifest`` to ``out``; return a summary dict.
 
     ``encoder`` is a :class:`hypervq_fairseq.fairseq.checkpoints.PretrainedModel`. Resumes an
     interrupted run on the same file. ``limit``: encode at most this many new utterances in this
-    call (the file then stays unfinished, in ``OUT.partial``).
+    call (the file then stays unfinished, in ``OUT.partial``). Two runs on one ``out`` cannot
+    overlap: the second is refused, naming the first (``.OUT.lock``).
     """
+    out = Path(out)
+    check_writable_folder(out.parent, what="--out folder")
+    if out.is_dir():
+        raise TokenizeError(f"--out {out} is a folder; give a file name, e.g. {out / 'train.tok'}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(lock_of(out), what=f"--out {out}"):
+        return _dump_tokens(encoder, manifest, out, combine=combine, max_tokens=max_tokens, batch_size=batch_size,
+                            limit=limit, overwrite=overwrite, progress=progress)
+
+
+def _dump_tokens(encoder, manifest, out: Path, *, combine, max_tokens, batch_size, limit, overwrite, progress) -> dict:
     from tqdm import tqdm
 
     from ..data.manifest import read_manifest
     from ..fairseq.checkpoints import tensors_fingerprint
 
-    out = Path(out)
     meta_path, partial = sidecar_of(out), partial_of(out)
-    check_writable_folder(out.parent, what="--out folder")
-    if out.is_dir():
-        raise TokenizeError(f"--out {out} is a folder; give a file name, e.g. {out / 'train.tok'}")
     root, rows = read_manifest(manifest)
     keys = [r for r, _ in rows]
     if len(set(keys)) != len(keys):
