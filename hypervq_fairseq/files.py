@@ -19,6 +19,7 @@ only when all of them succeeded.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -62,6 +63,26 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
+_DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
+
+
+def disk_full_error(e: BaseException, path: PathLike, after: str = "nothing was half-written"):
+    """An :class:`OutputError` naming ``path`` for a full disk or quota (``[Errno 28]`` names no file), else None.
+
+    Also for writers that wrap the OS error in their own type (safetensors' ``SafetensorError``
+    says ``StorageFull`` / ``code: 28``).
+    """
+    from .errors import OutputError
+
+    text = str(e)
+    full = (isinstance(e, OSError) and e.errno in _DISK_FULL) or (
+        not isinstance(e, OSError) and ("StorageFull" in text or "No space left on device" in text))
+    if full:
+        return OutputError(f"cannot write {path}: no space left on its device ({os.strerror(getattr(e, 'errno', None) or errno.ENOSPC)}); free some "
+                           f"space or choose another output folder ({after})")
+    return None
+
+
 def _stage(path: Path, write: Writer) -> Path:
     """Write ``path``'s content to its temporary file, synced and with plain-file permissions."""
     folder = path.parent
@@ -76,8 +97,11 @@ def _stage(path: Path, write: Writer) -> Path:
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~UMASK)
-    except BaseException:
+    except BaseException as e:
         tmp.unlink(missing_ok=True)
+        named = disk_full_error(e, path)
+        if named is not None:
+            raise named from None
         raise
     return tmp
 
@@ -264,8 +288,11 @@ def atomic_folder(path: PathLike, staging: PathLike = None):
         if path.exists():
             shutil.rmtree(path)
         os.replace(staging, path)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(staging, ignore_errors=True)
+        named = disk_full_error(e, path)
+        if named is not None:
+            raise named from None
         raise
 
 

@@ -94,3 +94,25 @@ def test_atomic_folder_replaces_on_success_and_keeps_the_old_folder_on_error(tmp
         assert staging == temporary_path(out) and not any(staging.iterdir())
         (staging / "new.txt").write_text("new")
     assert [p.name for p in out.iterdir()] == ["new.txt"] and not temporary_path(out).exists()
+
+
+def test_a_full_disk_names_the_file_and_leaves_nothing(tmp_path):
+    """A real ENOSPC (writing to /dev/full) names no file; the writers name the destination."""
+    from hypervq_fairseq.errors import OutputError
+    from hypervq_fairseq.files import atomic_folder, atomic_write, disk_full_error
+
+    def fill(tmp):
+        with open("/dev/full", "w") as f:
+            f.write("x" * 100_000)
+            f.flush()
+
+    with pytest.raises(OutputError, match=r"cannot write .*out\.bin: no space left on its device"):
+        atomic_write(tmp_path / "out.bin", fill)
+    with pytest.raises(OutputError, match=r"cannot write .*export: no space left"):
+        with atomic_folder(tmp_path / "export"):
+            fill(None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    # a writer's own wrapper of the OS error (safetensors' SafetensorError reads like this)
+    wrapped = RuntimeError("Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: ... })")
+    assert isinstance(disk_full_error(wrapped, "model.safetensors"), OutputError)
+    assert disk_full_error(RuntimeError("other"), "x") is None

@@ -28,7 +28,7 @@ from typing import Dict, Optional
 import torch
 
 from ..errors import HyperVQError
-from ..files import atomic_write_json, atomic_write_lines, check_writable_folder, exclusive_lock
+from ..files import atomic_write_json, atomic_write_lines, check_writable_folder, disk_full_error, exclusive_lock
 
 
 class TokenizeError(HyperVQError, RuntimeError):
@@ -305,17 +305,23 @@ def _dump_tokens(encoder, manifest, out: Path, *, combine, max_tokens, batch_siz
 
     # 2. encode in batches, appending one flushed line per utterance to OUT.partial
     frames_written = 0
-    with tqdm(total=len(rows), initial=len(done), desc="tokenize", unit="utt", disable=not progress) as bar, \
-            open(partial, "a", encoding="utf-8") as f:
-        for batch in batches([rows[i] for i in todo], max_tokens, batch_size):
-            idx = [todo[j] for j in batch]
-            waves, paths = read_listed(pm, root, rows, idx)
-            for i, ids in zip(idx, encode_named(pm, waves, paths)):
-                f.write(f"{keys[i]}\t{format_ids(ids, pm.num_vars, combine)}\n")
-                f.flush()
-                frames_written += len(ids)
-            bar.update(len(idx))
-            bar.set_postfix(frames=frames_written)
+    try:
+        with tqdm(total=len(rows), initial=len(done), desc="tokenize", unit="utt", disable=not progress) as bar, \
+                open(partial, "a", encoding="utf-8") as f:
+            for batch in batches([rows[i] for i in todo], max_tokens, batch_size):
+                idx = [todo[j] for j in batch]
+                waves, paths = read_listed(pm, root, rows, idx)
+                for i, ids in zip(idx, encode_named(pm, waves, paths)):
+                    f.write(f"{keys[i]}\t{format_ids(ids, pm.num_vars, combine)}\n")
+                    f.flush()
+                    frames_written += len(ids)
+                bar.update(len(idx))
+                bar.set_postfix(frames=frames_written)
+    except OSError as e:
+        named = disk_full_error(e, partial, after="the utterances written so far are kept: rerun to resume")
+        if named is not None:
+            raise named from None
+        raise
 
     # 3. complete: OUT in manifest order, then the sidecar says so
     encoded = len(todo)
