@@ -11,7 +11,8 @@ import hypervq_fairseq.vision
 VISION = Path(hypervq_fairseq.vision.__file__).parent
 PACKAGE = "hypervq_fairseq"
 # What vision may use from the rest of the package.
-ALLOWED = ("hypervq_fairseq.core", "hypervq_fairseq.quantizers", "hypervq_fairseq.files", "hypervq_fairseq.errors",
+ALLOWED = ("hypervq_fairseq.core", "hypervq_fairseq.quantizers", "hypervq_fairseq.files", "hypervq_fairseq.safe_load",
+           "hypervq_fairseq.errors",
            "hypervq_fairseq.cli")
 # The fairseq glue, wherever it lives.
 FORBIDDEN = ("fairseq", "hypervq_fairseq.fairseq", "hypervq_fairseq.models", "hypervq_fairseq.tasks")
