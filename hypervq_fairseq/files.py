@@ -298,7 +298,7 @@ def atomic_folder(path: PathLike, staging: PathLike = None):
 
 @contextlib.contextmanager
 def exclusive_lock(path: PathLike, *, what: str):
-    """Hold an exclusive lock on the file ``path`` for the block (created if needed, left in place).
+    """Hold an exclusive lock on the file ``path`` for the block (created if needed, removed after).
 
     For outputs that one run at a time may write: a second run gets an :class:`OutputError` naming
     the process that holds the lock, instead of both appending to the same files. The lock is the
@@ -319,6 +319,9 @@ def exclusive_lock(path: PathLike, *, what: str):
                               f"finish, or stop it") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield
+        try:
+            yield
+        finally:
+            path.unlink(missing_ok=True)  # still held: no other run is inside the block
     finally:
         os.close(fd)
