@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 
 from hypervq_fairseq.errors import AudioInputError, ConfigError
 from hypervq_fairseq.fairseq.config_checks import check_model_config, check_precision
-from hypervq_fairseq.fairseq.tasks.hypervq_audio_pretraining import check_training_numbers
+from hypervq_fairseq.fairseq.config_checks import check_training_numbers
 from helpers.runs import run, train_command
 from hypervq_fairseq.fairseq.tasks import CheckedFileAudioDataset, HyperVQAudioPretrainingConfig, HyperVQAudioPretrainingTask
 

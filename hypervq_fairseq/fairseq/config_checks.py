@@ -72,10 +72,7 @@ def check_model_config(cfg: Any) -> None:
     if str(_get(cfg, "quantizer_type", "gumbel")) != "hyperbolic":
         return
     c = _get(cfg, "hyperbolic_curvature", 1.0)
-    try:
-        c = float(c)
-    except (TypeError, ValueError):
-        raise ConfigError(f"model.hyperbolic_curvature={c!r}: must be a number > 0") from None
+    c = _as_float(c, f"model.hyperbolic_curvature={c!r}: must be a number > 0")
     if not (math.isfinite(c) and c > 0):
         raise ConfigError(f"model.hyperbolic_curvature={c}: the Poincaré ball needs a finite curvature c > 0 "
                           f"(the ball is {{x : c|x|^2 < 1}})")
@@ -137,3 +134,28 @@ def check_precision(*, fp16: bool, fp16_no_flatten_grads: bool, memory_efficient
             "the parameters on a CUDA device and would fail with 'Found no NVIDIA driver'. To train in fp16 "
             "on CPU add common.fp16_no_flatten_grads=true (or common.memory_efficient_fp16=true); "
             "common.bf16=true also runs on CPU.")
+
+
+def _as_float(value, message: str) -> float:
+    """``float(value)``, or a :class:`ConfigError` with ``message`` for a value that is not a number."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(message) from None
+
+
+def check_training_numbers(lr, max_tokens) -> None:
+    """Refuse, by key, a learning rate that is not a finite number > 0 and ``dataset.max_tokens`` <= 0."""
+    rates = list(lr) if isinstance(lr, (list, tuple)) or (lr is not None and hasattr(lr, "__iter__")
+                                                          and not isinstance(lr, str)) else [lr]
+    for value in rates:
+        if value is None:
+            continue
+        number = _as_float(value, f"optimization.lr={value!r}: a learning rate must be a number > 0")
+        if not (math.isfinite(number) and number > 0):
+            raise ConfigError(f"optimization.lr={value!r}: a learning rate must be a finite number > 0 "
+                              f"(a negative one trains by gradient ascent)")
+    if max_tokens is not None and not isinstance(max_tokens, bool):
+        if not isinstance(max_tokens, int) or max_tokens <= 0:
+            raise ConfigError(f"dataset.max_tokens={max_tokens!r}: give a number of samples > 0 per batch, or null "
+                              f"with dataset.batch_size (fairseq reads 0 as 'no limit' and batches everything at once)")

@@ -138,7 +138,7 @@ class DeadCodeMonitor(nn.Module):
 class HyperVQWav2Vec2Model(Wav2Vec2Model):
     def __init__(self, cfg: HyperVQWav2Vec2Config):
         check_model_config(cfg)  # before fairseq builds its stock quantizer, for every task
-        # fairseq's constructor eval()s this string: it gets the literal text of what the safe parser read
+        # fairseq's constructor evaluates this string: it gets the literal text of what the safe parser read
         cfg.conv_feature_layers = safe_config_string("conv_feature_layers", cfg.conv_feature_layers,
                                                      "model.conv_feature_layers")
         super().__init__(cfg)

@@ -31,7 +31,6 @@ A strict superset of the stock task (same config keys and datasets, plus ``audio
 """
 
 import logging
-import math
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,7 +47,7 @@ from omegaconf import II
 from ...data.audio import read_audio
 from ...data.manifest import CHECK_MODES, check_manifest
 from ...errors import AudioInputError, BadAudioFilesError, ConfigError
-from ..config_checks import check_model_config, check_precision
+from ..config_checks import check_model_config, check_precision, check_training_numbers
 from ..patches import make_masking_autocast_safe, seeded_numpy
 
 logger = logging.getLogger(__name__)
@@ -96,26 +95,6 @@ def _linked(cfg, key: str):
         return getattr(cfg, key, None)
     except Exception:  # unresolvable interpolation (config built outside fairseq-hydra-train)
         return None
-
-
-def check_training_numbers(lr, max_tokens) -> None:
-    """Refuse, by key, a learning rate that is not a finite number > 0 and ``dataset.max_tokens`` <= 0."""
-    rates = list(lr) if isinstance(lr, (list, tuple)) or (lr is not None and hasattr(lr, "__iter__")
-                                                          and not isinstance(lr, str)) else [lr]
-    for value in rates:
-        if value is None:
-            continue
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"optimization.lr={value!r}: a learning rate must be a number > 0") from None
-        if not (math.isfinite(number) and number > 0):
-            raise ConfigError(f"optimization.lr={value!r}: a learning rate must be a finite number > 0 "
-                              f"(a negative one trains by gradient ascent)")
-    if max_tokens is not None and not isinstance(max_tokens, bool):
-        if not isinstance(max_tokens, int) or max_tokens <= 0:
-            raise ConfigError(f"dataset.max_tokens={max_tokens!r}: give a number of samples > 0 per batch, or null "
-                              f"with dataset.batch_size (fairseq reads 0 as 'no limit' and batches everything at once)")
 
 
 def _bool(cfg, key: str) -> bool:
