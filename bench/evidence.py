@@ -3,6 +3,7 @@
     .venv/bin/python bench/evidence.py all --out runs/evidence            # data, dev sweep, test, tables
     .venv/bin/python bench/evidence.py sweep --out runs/evidence --seeds 1 2 3
     .venv/bin/python bench/evidence.py test --out runs/evidence --seeds 1 2 3 4 5
+    .venv/bin/python bench/evidence.py curves --out runs/evidence --seeds 1 2 --systems gumbel hypervq
     .venv/bin/python bench/evidence.py report --out runs/evidence        # tables from the runs so far
 
 The protocol (docs/evidence.md says why):
@@ -145,9 +146,10 @@ def run_dir(out: Path, name: str, seed: int) -> Path:
     return out / "runs" / f"{name}_s{seed}"
 
 
-def train(out: Path, manifests: Path, name: str, seed: int, updates: int, threads: int) -> Path:
+def train(out: Path, manifests: Path, name: str, seed: int, updates: int, threads: int,
+          work: Path | None = None, extra: tuple = ()) -> Path:
     """Pretrain candidate ``name`` with ``seed``; returns its checkpoint (skipped when it exists)."""
-    work = run_dir(out, name, seed)
+    work = work or run_dir(out, name, seed)
     ckpt = work / "ckpt" / "checkpoint_last.pt"
     done = work / "done.json"
     if done.exists() and ckpt.exists():
@@ -157,7 +159,7 @@ def train(out: Path, manifests: Path, name: str, seed: int, updates: int, thread
     cmd = [str(exe), "--config-dir", str(DEMO_CONFIGS), "--config-name", config, f"task.data={manifests}",
            f"checkpoint.save_dir={work / 'ckpt'}", f"hydra.run.dir={work / 'hydra'}", f"common.seed={seed}",
            f"optimization.max_update={updates}", f"common.tensorboard_logdir={work / 'tb'}",
-           "dataset.disable_validation=true", *CANDIDATES[name]]  # judged afterwards, on dev or test voices
+           "dataset.disable_validation=true", *extra, *CANDIDATES[name]]  # judged afterwards, on dev or test voices
     work.mkdir(parents=True, exist_ok=True)
     (work / "command.txt").write_text(shlex.join(cmd) + "\n")
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), PYTHONWARNINGS="ignore")
@@ -290,12 +292,13 @@ def units(ckpt: Path, data: Path, role: str, abx: bool = True) -> Dict[str, floa
     return out
 
 
-def evaluate(out: Path, manifests: Path, name: str, seed: int, role: str) -> dict:
+def evaluate(out: Path, manifests: Path, name: str, seed: int, role: str,
+             ckpt: Path | None = None, cache: Path | None = None) -> dict:
     """Every figure of one run on the ``role`` voices (dev or test), cached in the run folder."""
     work = run_dir(out, name, seed)
-    cache = work / f"eval_{role}.json"
+    cache = cache or work / f"eval_{role}.json"
     result = json.loads(cache.read_text()) if cache.exists() else {}
-    ckpt = work / "ckpt" / "checkpoint_last.pt"
+    ckpt = ckpt or work / "ckpt" / "checkpoint_last.pt"
     manifest = manifests / f"{role}.tsv"
     if "loss_bits" not in result:
         result.update({**contrastive(ckpt, role), **code_use(ckpt, manifest), **selection(ckpt, manifest)})
@@ -310,6 +313,109 @@ def evaluate(out: Path, manifests: Path, name: str, seed: int, role: str) -> dic
         result.update(units(ckpt, out / "data", role, abx=False))
         cache.write_text(json.dumps(result, indent=1) + "\n")
     return result
+
+
+# ----------------------------------------------------------------------------- learning curves
+
+# One run per (system, seed) to the longest budget, its checkpoints kept at each point: the curve of
+# one training run (the learning rate decays over the whole run), evaluated on the dev voices.
+CURVE_POINTS = (500, 1000, 2000, 4000)
+
+
+def curve_dir(out: Path, name: str, seed: int, updates: int) -> Path:
+    return out / "curves" / f"{name}_s{seed}_u{updates}"
+
+
+def curve_checkpoint(work: Path, point: int, last: int) -> Path:
+    if point == last:
+        return work / "ckpt" / "checkpoint_last.pt"
+    found = sorted((work / "ckpt").glob(f"checkpoint_*_{point}.pt"))
+    if not found:
+        raise FileNotFoundError(f"{work / 'ckpt'}: no checkpoint saved at update {point}")
+    return found[-1]
+
+
+def curves(out: Path, manifests: Path, names, seeds, updates: int, threads: int) -> Dict[str, Dict[int, Dict[int, dict]]]:
+    """Train each (system, seed) to ``updates`` and evaluate its checkpoints at CURVE_POINTS on dev."""
+    points = [u for u in CURVE_POINTS if u <= updates]
+    for seed in seeds:
+        for name in names:
+            work = curve_dir(out, name, seed, updates)
+            log(f"curve: train {name} seed {seed} to {updates} updates")
+            train(out, manifests, name, seed, updates, threads, work=work,
+                  extra=(f"checkpoint.save_interval_updates={points[0]}", "checkpoint.keep_interval_updates=-1"))
+            for u in points:
+                log(f"curve: evaluate {name} seed {seed} at {u} updates on dev")
+                evaluate(out, manifests, name, seed, "dev", ckpt=curve_checkpoint(work, u, updates),
+                         cache=work / f"eval_dev_u{u}.json")
+    return {name: {u: {seed: json.loads((curve_dir(out, name, seed, updates) / f"eval_dev_u{u}.json").read_text())
+                       for seed in seeds if (curve_dir(out, name, seed, updates) / f"eval_dev_u{u}.json").exists()}
+                   for u in points} for name in names}
+
+
+def mfcc_kmeans_reference(out: Path, ckpt: Path, k: int = MATCHED_K) -> float:
+    """PNMI of k-means (K=``k``) on MFCC frames of the dev phone set: the bar the learned codes are held to.
+    (``ckpt`` only frames the audio: the k-means codes do not depend on it.)"""
+    cache = out / "curves" / f"mfcc_kmeans_k{k}.json"
+    if cache.exists():
+        return json.loads(cache.read_text())["pnmi"]
+    from hypervq_fairseq.eval.unit_eval import evaluate_units
+
+    r = evaluate_units([ckpt], out / "data" / UNIT_SETS["dev"][0], "valid", names=["q"], seed=0, progress=False,
+                       abx=False, kmeans_k=k, matched_k=k)["systems"]
+    value = r[f"kmeans_mfcc_{k}"]["pnmi"]
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps({"pnmi": value, "k": k}) + "\n")
+    return value
+
+
+def curve_table(results, reference: float | None) -> str:
+    metrics = ("loss_bits", "code_perplexity", "pnmi", "pnmi_matched", "abx_within")
+    lines = ["| system | updates | seeds | " + " | ".join(METRICS[m][0] for m in metrics) + " |",
+             "|---|---|---|" + "---|" * len(metrics)]
+    for name, by_point in results.items():
+        for u, runs in by_point.items():
+            if not runs:
+                continue
+            cells = []
+            for m in metrics:
+                vals = [r[m] for r in runs.values() if m in r]
+                mean, half = mean_ci(vals) if vals else (float("nan"), float("nan"))
+                d = METRICS[m][2]
+                cells.append(f"{mean:.{d}f} ± {half:.{d}f}" if math.isfinite(half) else f"{mean:.{d}f}")
+            lines.append(f"| {name} | {u} | {len(runs)} | " + " | ".join(cells) + " |")
+    if reference is not None:
+        lines += ["", f"k-means (K={MATCHED_K}) on MFCC frames of the same dev phone set: PNMI {reference:.3f}."]
+    return "\n".join(lines)
+
+
+def plot_curves(results, reference: float | None, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = ("loss_bits", "code_perplexity", "pnmi_matched", "abx_within")
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.2))
+    for ax, m in zip(axes, metrics):
+        for name, by_point in results.items():
+            xs, ys, es = [], [], []
+            for u, runs in by_point.items():
+                vals = [r[m] for r in runs.values() if m in r]
+                if vals:
+                    mean, half = mean_ci(vals)
+                    xs.append(u), ys.append(mean), es.append(half if math.isfinite(half) else 0.0)
+            if xs:
+                ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=name)
+        if m == "pnmi_matched" and reference is not None:
+            ax.axhline(reference, color="gray", linestyle="--", label=f"MFCC k-means K={MATCHED_K}")
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("updates")
+        ax.set_title(METRICS[m][0] + f" ({METRICS[m][1]} is better)", fontsize=9)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
 
 
 # ----------------------------------------------------------------------------- statistics and tables
@@ -398,7 +504,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="examples:\n  python bench/evidence.py data --out runs/evidence\n"
                                        "  python bench/evidence.py sweep --out runs/evidence --seeds 1 2\n")
-    p.add_argument("stage", choices=["data", "sweep", "test", "report", "all"])
+    p.add_argument("stage", choices=["data", "sweep", "test", "curves", "report", "all"])
     p.add_argument("--out", default="runs/evidence", help="working folder (data, runs, tables)")
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES))
@@ -406,6 +512,9 @@ def main(argv=None) -> int:
                    help="systems of the test stage (default: the shipped defaults and the stock quantizer)")
     p.add_argument("--updates", type=int, default=500, help="pretraining updates per run (the demo's)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per training run")
+    p.add_argument("--curve-updates", type=int, default=max(CURVE_POINTS),
+                   help="curves: the longest budget; checkpoints at each of %s up to it are evaluated on dev"
+                        % ", ".join(map(str, CURVE_POINTS)))
     args = p.parse_args(argv)
     out = Path(args.out).resolve()
     manifests = build_data(out)
@@ -423,6 +532,17 @@ def main(argv=None) -> int:
                 train(out, manifests, name, seed, args.updates, args.threads)
                 log(f"evaluate {name} seed {seed} on test")
                 evaluate(out, manifests, name, seed, "test")
+    if args.stage == "curves":
+        results = curves(out, manifests, args.systems, args.seeds, args.curve_updates, args.threads)
+        first = curve_checkpoint(curve_dir(out, args.systems[0], args.seeds[0], args.curve_updates), CURVE_POINTS[0],
+                                 args.curve_updates)
+        reference = mfcc_kmeans_reference(out, first)
+        text = curve_table(results, reference)
+        (out / "curves.md").write_text(f"{text}\n\n{provenance_line()}\n")
+        plot_curves(results, reference, out / "curves.png")
+        log(f"curves -> {out / 'curves.md'}, {out / 'curves.png'}")
+        print(text)
+        return 0
     if args.stage in ("report", "all", "sweep", "test"):
         for role in ("dev", "test"):
             results = {name: {seed: json.loads((run_dir(out, name, seed) / f"eval_{role}.json").read_text())
