@@ -45,7 +45,8 @@ DEMO_CONFIGS = REPO / "configs" / "demo"
 # "gumbel" is the stock quantizer (configs/demo/gumbel_demo.yaml).
 CANDIDATES: Dict[str, List[str]] = {
     "gumbel": [],
-    "hypervq": [],  # the shipped defaults (configs/demo/hypervq_demo.yaml as it is)
+    "hypervq": [],  # the shipped defaults (configs/demo/hypervq_demo.yaml as it is: c = 0.3 since the curvature axis)
+    "c1_clip2": ["++model.hyperbolic_curvature=1.0"],  # the defaults before the curvature axis
     "paper": ["++model.hyperbolic_clip_radius=null", "++model.hyperbolic_logit_scale=1.0"],
     "clip2": ["++model.hyperbolic_clip_radius=2.0", "++model.hyperbolic_logit_scale=1.0"],
     "softclip2": ["++model.hyperbolic_clip_radius=2.0", "++model.hyperbolic_clip_mode=soft",
@@ -73,8 +74,12 @@ CANDIDATES: Dict[str, List[str]] = {
     **{f"c{c}_clip2": [f"++model.hyperbolic_curvature={c}"] for c in ("0.3", "0.1", "0.03", "0.01")},
     **{f"c{c}_noclip": [f"++model.hyperbolic_curvature={c}", "++model.hyperbolic_clip_radius=null"]
        for c in ("0.1", "0.01")},
-    "clearn_clip2": ["++model.hyperbolic_learn_curvature=true"],
+    "clearn_clip2": ["++model.hyperbolic_learn_curvature=true", "++model.hyperbolic_curvature=1.0"],
 }
+# The first round (and learned c, which starts at 1) ran at c = 1, the default of its time: it stays so.
+for _name in ("paper", "clip2", "softclip2", "scale_learned", "r_small", "softclip2_scale", "r_small_scale", "paper_x4",
+              "softclip2_x4", "softclip2_x4l", "softclip1_x8", "softclip2_x2", "clip2_x2"):
+    CANDIDATES[_name] = ["++model.hyperbolic_curvature=1.0", *CANDIDATES[_name]]
 
 TEST_SYSTEMS = ("hypervq", "gumbel")  # the shipped defaults against the stock quantizer
 TRAIN_VOICES = ("fr", "ru")

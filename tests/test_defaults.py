@@ -22,6 +22,7 @@ OPTIONS = {
     "r_init": "hyperbolic_r_init",
     "logit_scale": "hyperbolic_logit_scale",
     "learn_logit_scale": "hyperbolic_learn_logit_scale",
+    "reseed_every": "hyperbolic_reseed_every",
 }
 
 

@@ -15,6 +15,7 @@ from hypervq_fairseq import EuclideanGumbelQuantizer, HyperbolicVectorQuantizer,
 from hypervq_fairseq.core import mlr
 from hypervq_fairseq.errors import InputError, NonFiniteInputError
 from hypervq_fairseq.quantizers.gumbel_base import INVALID_CODE
+from hypervq_fairseq.quantizers.hyperbolic_vq import DEFAULT_CURVATURE
 
 QUANTIZERS = [HyperbolicVectorQuantizer, EuclideanGumbelQuantizer]
 TEMP = (2.0, 0.5, 0.9)
@@ -260,4 +261,6 @@ def test_built_on_the_meta_device_then_materialised(cls):
     out = q.eval()(frames(), produce_targets=True)
     assert bool(torch.isfinite(out["x"]).all()) and len(torch.unique(out["targets"])) > 1
     if cls is HyperbolicVectorQuantizer:
-        assert bool(((q.offsets >= 0.1) & (q.offsets <= 0.5)).all()) and q.curvature.item() == pytest.approx(1.0)
+        ball = 1 / math.sqrt(DEFAULT_CURVATURE)  # r_init (0.1, 0.5) is in units of the ball's radius
+        assert bool(((q.offsets >= 0.1 * ball) & (q.offsets <= 0.5 * ball)).all())
+        assert q.curvature.item() == pytest.approx(DEFAULT_CURVATURE)

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from hypervq_fairseq import EuclideanGumbelQuantizer, HyperbolicVectorQuantizer, unidirectional_mlr_logits
 from hypervq_fairseq.quantizers.hyperbolic_vq import parse_temp
+from hypervq_fairseq.errors import InputError
 
 from _hyperbolic_reference import mp_closed_form_logits
 
@@ -235,7 +236,8 @@ def test_argmax_at_huge_norms_equals_float64_reference(norm):
     with torch.no_grad():
         v = q.tangent(x.reshape(-1, 12)).double()                        # the fp32 tangent vectors, exactly
     for g in range(2):
-        ref = mp_closed_form_logits(v[:, g], q.normals[g].detach().double(), q.offsets[g].detach().double(), 1.0)
+        ref = mp_closed_form_logits(v[:, g], q.normals[g].detach().double(), q.offsets[g].detach().double(),
+                                    float(q.curvature))
         assert torch.equal(targets.reshape(-1, 2)[:, g], ref.argmax(-1))
 
 
@@ -306,7 +308,7 @@ def test_euclidean_construction_errors(kwargs, message):
 
 
 def test_options_take_effect():
-    clipped = make(clip_radius=0.5).eval()
+    clipped = make(clip_radius=0.5, curvature=1.0).eval()  # at c = 1 the ball unit is the tangent unit
     v = clipped.tangent(frames(scale=100.0).reshape(-1, 12))
     assert bool((v.norm(dim=-1) <= 0.5 + 1e-6).all())
     learned = make(learn_curvature=True, curvature=0.5)
@@ -316,7 +318,7 @@ def test_options_take_effect():
     out["prob_perplexity"].backward()
     assert learned.log_curvature.grad is not None and learned.log_curvature.grad.item() != 0
     assert "log_curvature" in dict(make().named_buffers())
-    offsets = make(r_init=(0.2, 0.3)).offsets
+    offsets = make(r_init=(0.2, 0.3), curvature=1.0).offsets
     assert bool(((offsets >= 0.2) & (offsets <= 0.3)).all())
 
 
@@ -391,3 +393,44 @@ def test_bench_quantizer_runs_on_tiny_shapes(tmp_path, capsys):
     assert set(result["median_s"]) == {"hypervq", "stock", "floor"} and all(t > 0 for t in result["median_s"].values())
     mem = bench.measure_memory("hypervq", bench.build_parser().parse_args(tiny))
     assert mem["extra_peak_mib"] >= 0 and mem["method"] in ("VmHWM", "ru_maxrss")
+
+
+def test_reseed_moves_unused_hyperplanes_onto_the_worst_fit_frames():
+    q = make(num_vars=6, reseed_every=2, curvature=1.0)
+    with torch.no_grad():  # code 5 of each group: a hyperplane far out, which no frame's argmax picks
+        q.offsets[:, 5] = 20.0
+    x = frames(b=4, t=8)
+    before = (q.normals.detach().clone(), q.offsets.detach().clone())
+    q.set_num_updates(2)  # no training batch seen yet (a resume): nothing moves
+    assert torch.equal(q.normals, before[0]) and torch.equal(q.offsets, before[1])
+    q.train()(x)
+    assert bool((q._usage[:, 5] == 0).all())
+    dead = [(q._usage[g] == 0).nonzero().flatten().tolist() for g in range(2)]
+    with torch.no_grad():
+        v = q.tangent(x.reshape(-1, 12))
+    q.set_num_updates(1)  # not a re-seeding update
+    assert torch.equal(q.offsets, before[1])
+    q.set_num_updates(2)
+    assert bool((q._usage == 0).all()) and q._pool is None
+    for g in range(2):
+        for k in range(6):
+            if k not in dead[g]:  # codes in use keep their hyperplane
+                assert torch.equal(q.normals[g, k], before[0][g, k]) and q.offsets[g, k] == before[1][g, k]
+        for k in dead[g]:  # a moved normal points along one of the batch's frames, its offset half that frame's norm
+            cos = F.cosine_similarity(v[:, g], q.normals[g, k].detach()[None], dim=-1)
+            i = int(cos.argmax())
+            assert float(cos[i]) == pytest.approx(1.0, abs=1e-5)
+            assert float(q.offsets[g, k]) == pytest.approx(0.5 * float(v[i, g].norm()), rel=1e-5)
+        # and the moved code now wins frames
+        _, targets = q.eval().forward_idx(x)
+        assert set(dead[g]) & set(targets.reshape(-1, 2)[:, g].tolist())
+
+
+def test_reseed_options_are_checked():
+    with pytest.raises(InputError, match="reseed_every"):
+        make(reseed_every=-1)
+    with pytest.raises(InputError, match="combine_groups"):
+        make(reseed_every=10, combine_groups=True)
+    q = make()  # off by default: no counting
+    q.train()(frames())
+    assert q._pool is None and not hasattr(q, "_usage")

@@ -179,6 +179,8 @@ TINY_MODEL = dict(_name="hypervq_wav2vec2", quantize_targets=True, quantizer_typ
     (dict(latent_temp=[2.0, 0.5, 1.5]), r"model\.latent_temp=.*0 < decay <= 1"),
     (dict(hyperbolic_r_init=[float("nan"), 1.0]), r"model\.hyperbolic_r_init=.*expected 2 finite numbers"),
     (dict(final_dim=0, encoder_embed_dim=0), r"the quantizer needs a width >= 1"),
+    (dict(hyperbolic_reseed_every=-5), r"model\.hyperbolic_reseed_every=-5: must be a whole number"),
+    (dict(hyperbolic_reseed_every=2.5), r"model\.hyperbolic_reseed_every=2\.5"),
 ])
 def test_nonsensical_model_configs_name_the_key(override, message):
     with pytest.raises(ConfigError, match=message):

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError, InputError
+from ..quantizers.hyperbolic_vq import DEFAULT_CLIP_RADIUS, DEFAULT_CURVATURE, DEFAULT_LOGIT_SCALE
 
 
 def _get(cfg: Any, key: str, default=None):
@@ -71,18 +72,21 @@ def check_model_config(cfg: Any) -> None:
     _check_temp(_get(cfg, "latent_temp", (2.0, 0.5, 0.999995)))
     if str(_get(cfg, "quantizer_type", "gumbel")) != "hyperbolic":
         return
-    c = _get(cfg, "hyperbolic_curvature", 1.0)
+    c = _get(cfg, "hyperbolic_curvature", DEFAULT_CURVATURE)
     c = _as_float(c, f"model.hyperbolic_curvature={c!r}: must be a number > 0")
     if not (math.isfinite(c) and c > 0):
         raise ConfigError(f"model.hyperbolic_curvature={c}: the Poincaré ball needs a finite curvature c > 0 "
                           f"(the ball is {{x : c|x|^2 < 1}})")
-    clip = _get(cfg, "hyperbolic_clip_radius", None)
+    clip = _get(cfg, "hyperbolic_clip_radius", DEFAULT_CLIP_RADIUS)
     if clip is not None and not (_finite(clip) and float(clip) > 0):
         raise ConfigError(f"model.hyperbolic_clip_radius={clip}: must be a number > 0, or null for no clipping")
     _check_r_init(_get(cfg, "hyperbolic_r_init", (0.1, 0.5)))
-    scale = _get(cfg, "hyperbolic_logit_scale", 1.0)
+    scale = _get(cfg, "hyperbolic_logit_scale", DEFAULT_LOGIT_SCALE)
     if not (_finite(scale) and float(scale) > 0):
         raise ConfigError(f"model.hyperbolic_logit_scale={scale}: must be a finite number > 0 (1: the paper's logits)")
+    every = _get(cfg, "hyperbolic_reseed_every", 0)
+    if isinstance(every, bool) or not (_finite(every) and float(every) >= 0 and float(every) == int(float(every))):
+        raise ConfigError(f"model.hyperbolic_reseed_every={every}: must be a whole number of updates >= 0 (0: off)")
 
 
 def _finite(value) -> bool:

@@ -36,6 +36,7 @@ import torch
 
 from ..errors import CheckpointError, HyperVQError, OutputError
 from ..files import atomic_folder
+from ..quantizers.hyperbolic_vq import DEFAULT_CLIP_MODE, DEFAULT_CLIP_RADIUS, DEFAULT_CURVATURE, DEFAULT_LOGIT_SCALE
 from ..safe_load import parse_layer_spec
 from .checkpoints import FINETUNED_MODELS, read_checkpoint, tensors_fingerprint
 
@@ -434,11 +435,12 @@ def quantizer_export(src: Source) -> Tuple[Dict[str, torch.Tensor], dict]:
     }
     if qtype == "hyperbolic":
         config.update(
-            curvature=float(a.get("hyperbolic_curvature", 1.0)),
+            curvature=float(a.get("hyperbolic_curvature", DEFAULT_CURVATURE)),
             learn_curvature=bool(a.get("hyperbolic_learn_curvature", False)),
-            clip_radius=None if a.get("hyperbolic_clip_radius") is None else float(a["hyperbolic_clip_radius"]),
-            clip_mode=str(a.get("hyperbolic_clip_mode", "hard")),
-            logit_scale=float(a.get("hyperbolic_logit_scale", 1.0)),
+            clip_radius=None if a.get("hyperbolic_clip_radius", DEFAULT_CLIP_RADIUS) is None
+            else float(a.get("hyperbolic_clip_radius", DEFAULT_CLIP_RADIUS)),
+            clip_mode=str(a.get("hyperbolic_clip_mode", DEFAULT_CLIP_MODE)),
+            logit_scale=float(a.get("hyperbolic_logit_scale", DEFAULT_LOGIT_SCALE)),
             learn_logit_scale=bool(a.get("hyperbolic_learn_logit_scale", False)),
             r_init=[float(r) for r in _literal(a.get("hyperbolic_r_init", (0.1, 0.5)))],
         )

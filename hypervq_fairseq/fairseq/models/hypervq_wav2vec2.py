@@ -36,7 +36,8 @@ from fairseq.models import register_model
 from fairseq.models.wav2vec.wav2vec2 import Wav2Vec2Config, Wav2Vec2Model
 
 from ...quantizers import HyperbolicVectorQuantizer
-from ...quantizers.hyperbolic_vq import CLIP_MODES
+from ...quantizers.hyperbolic_vq import (CLIP_MODES, DEFAULT_CLIP_MODE, DEFAULT_CLIP_RADIUS, DEFAULT_CURVATURE,
+                                          DEFAULT_LOGIT_SCALE)
 from ...quantizers.perplexity import code_usage
 from ...quantizers.selection import KEYS as SELECTION_KEYS
 from ...quantizers.selection import per_group, selection_stats
@@ -57,21 +58,23 @@ class HyperVQWav2Vec2Config(Wav2Vec2Config):
         metadata={"help": "hyperbolic: HyperVQ; gumbel: fairseq's stock GumbelVectorQuantizer (baseline)"},
     )
     hyperbolic_curvature: float = field(
-        default=1.0, metadata={"help": "curvature c > 0 of the Poincaré ball {x : c|x|^2 < 1}"}
+        default=DEFAULT_CURVATURE, metadata={"help": "curvature c > 0 of the Poincaré ball {x : c|x|^2 < 1}"}
     )
     hyperbolic_learn_curvature: bool = field(
         default=False, metadata={"help": "learn log(c) with the other parameters"}
     )
     hyperbolic_clip_radius: Optional[float] = field(
-        default=2.0,
-        metadata={"help": "feature clipping: bound on the tangent norm before exp_0 (null: no clipping, the paper)"},
+        default=DEFAULT_CLIP_RADIUS,
+        metadata={"help": "feature clipping: bound on sqrt(c)*|v| before exp_0, in units of the ball's radius "
+                          "(null: no clipping, the paper)"},
     )
     hyperbolic_clip_mode: CLIP_CHOICES = field(
-        default="hard",
+        default=DEFAULT_CLIP_MODE,
         metadata={"help": "hard: rows beyond the clip radius land on it; soft: radius*tanh(|v|/radius), order kept"},
     )
     hyperbolic_logit_scale: float = field(
-        default=2.0, metadata={"help": "the MLR logits are multiplied by this before the Gumbel softmax (1: the paper's)"}
+        default=DEFAULT_LOGIT_SCALE,
+        metadata={"help": "the MLR logits are multiplied by this before the Gumbel softmax (1: the paper's)"}
     )
     hyperbolic_learn_logit_scale: bool = field(
         default=False, metadata={"help": "learn the logit scale (one per group)"}
@@ -79,6 +82,9 @@ class HyperVQWav2Vec2Config(Wav2Vec2Config):
     hyperbolic_r_init: Tuple[float, float] = field(
         default=(0.1, 0.5),
         metadata={"help": "range (low, high) of the uniform initial hyperplane offsets r_k (not (0, 0))"},
+    )
+    hyperbolic_reseed_every: int = field(
+        default=0, metadata={"help": "every N updates, move hyperplanes no frame chose onto frames of the batch (0: off)"}
     )
     quantizer_diagnostics: bool = field(
         default=True,
@@ -186,6 +192,7 @@ class HyperVQWav2Vec2Model(Wav2Vec2Model):
             logit_scale=float(cfg.hyperbolic_logit_scale),
             learn_logit_scale=cfg.hyperbolic_learn_logit_scale,
             diagnostics=cfg.quantizer_diagnostics,
+            reseed_every=int(cfg.hyperbolic_reseed_every),
         )
 
     @classmethod
