@@ -76,6 +76,10 @@ CANDIDATES: Dict[str, List[str]] = {
        for c in ("0.1", "0.01")},
     "clearn_clip2": ["++model.hyperbolic_learn_curvature=true", "++model.hyperbolic_curvature=1.0"],
 }
+# Code-usage remedies, on the default: re-seeding unused hyperplanes (quantizers/hyperbolic_vq.py), and a
+# temperature that reaches its floor after ~700 updates instead of ~140 (longer exploration).
+CANDIDATES["reseed100"] = ["++model.hyperbolic_reseed_every=100"]
+CANDIDATES["temp_slow"] = ["++model.latent_temp=[2.0,0.5,0.998]"]
 # The first round (and learned c, which starts at 1) ran at c = 1, the default of its time: it stays so.
 for _name in ("paper", "clip2", "softclip2", "scale_learned", "r_small", "softclip2_scale", "r_small_scale", "paper_x4",
               "softclip2_x4", "softclip2_x4l", "softclip1_x8", "softclip2_x2", "clip2_x2"):
