@@ -347,6 +347,7 @@ def curve_checkpoint(work: Path, point: int, last: int) -> Path:
 def curves(out: Path, manifests: Path, names, seeds, updates: int, threads: int) -> Dict[str, Dict[int, Dict[int, dict]]]:
     """Train each (system, seed) to ``updates`` and evaluate its checkpoints at CURVE_POINTS on dev."""
     points = [u for u in CURVE_POINTS if u <= updates]
+    results = {name: {u: {} for u in points} for name in names}
     for seed in seeds:
         for name in names:
             work = curve_dir(out, name, seed, updates)
@@ -355,11 +356,9 @@ def curves(out: Path, manifests: Path, names, seeds, updates: int, threads: int)
                   extra=(f"checkpoint.save_interval_updates={points[0]}", "checkpoint.keep_interval_updates=-1"))
             for u in points:
                 log(f"curve: evaluate {name} seed {seed} at {u} updates on dev")
-                evaluate(out, manifests, name, seed, "dev", ckpt=curve_checkpoint(work, u, updates),
-                         cache=work / f"eval_dev_u{u}.json")
-    return {name: {u: {seed: json.loads((curve_dir(out, name, seed, updates) / f"eval_dev_u{u}.json").read_text())
-                       for seed in seeds if (curve_dir(out, name, seed, updates) / f"eval_dev_u{u}.json").exists()}
-                   for u in points} for name in names}
+                results[name][u][seed] = evaluate(out, manifests, name, seed, "dev", cache=work / f"eval_dev_u{u}.json",
+                                                  ckpt=curve_checkpoint(work, u, updates))
+    return results
 
 
 def mfcc_kmeans_reference(out: Path, ckpt: Path, k: int = MATCHED_K) -> float:
@@ -386,12 +385,7 @@ def curve_table(results, reference: float | None) -> str:
         for u, runs in by_point.items():
             if not runs:
                 continue
-            cells = []
-            for m in metrics:
-                vals = [r[m] for r in runs.values() if m in r]
-                mean, half = mean_ci(vals) if vals else (float("nan"), float("nan"))
-                d = METRICS[m][2]
-                cells.append(f"{mean:.{d}f} ± {half:.{d}f}" if math.isfinite(half) else f"{mean:.{d}f}")
+            cells = [mean_cell([r[m] for r in runs.values() if m in r], m) for m in metrics]
             lines.append(f"| {name} | {u} | {len(runs)} | " + " | ".join(cells) + " |")
     if reference is not None:
         lines += ["", f"k-means (K={MATCHED_K}) on MFCC frames of the same dev phone set: PNMI {reference:.3f}."]
@@ -446,21 +440,22 @@ METRICS = {
 }
 
 
+def mean_cell(vals, metric: str) -> str:
+    """``mean ± 95% half-width`` over seeds, at the metric's digits ("-" without values)."""
+    if not vals:
+        return "-"
+    mean, half = mean_ci(vals)
+    d = METRICS[metric][2]
+    return f"{mean:.{d}f} ± {half:.{d}f}" if math.isfinite(half) else f"{mean:.{d}f}"
+
+
 def table(results: Dict[str, Dict[int, dict]], metrics, reference: str = "gumbel") -> str:
     """Markdown: one row per system (mean ± 95% CI over seeds), then each system against ``reference``."""
     names = [n for n in results if results[n]]
     lines = ["| system | seeds | " + " | ".join(METRICS[m][0] for m in metrics) + " |",
              "|---|---|" + "---|" * len(metrics)]
     for name in names:
-        cells = []
-        for m in metrics:
-            vals = [r[m] for r in results[name].values() if m in r]
-            if not vals:
-                cells.append("-")
-                continue
-            mean, half = mean_ci(vals)
-            d = METRICS[m][2]
-            cells.append(f"{mean:.{d}f} ± {half:.{d}f}" if math.isfinite(half) else f"{mean:.{d}f}")
+        cells = [mean_cell([r[m] for r in results[name].values() if m in r], m) for m in metrics]
         lines.append(f"| {name} | {len(results[name])} | " + " | ".join(cells) + " |")
     if reference in results and results[reference]:
         lines += ["", f"Difference from {reference} (mean, 95% Welch interval) and verdict:", "",

@@ -434,11 +434,11 @@ def quantizer_export(src: Source) -> Tuple[Dict[str, torch.Tensor], dict]:
         "fingerprint": tensors_fingerprint(raw), "checkpoint": os.path.basename(src.path),
     }
     if qtype == "hyperbolic":
+        clip = a.get("hyperbolic_clip_radius", DEFAULT_CLIP_RADIUS)
         config.update(
             curvature=float(a.get("hyperbolic_curvature", DEFAULT_CURVATURE)),
             learn_curvature=bool(a.get("hyperbolic_learn_curvature", False)),
-            clip_radius=None if a.get("hyperbolic_clip_radius", DEFAULT_CLIP_RADIUS) is None
-            else float(a.get("hyperbolic_clip_radius", DEFAULT_CLIP_RADIUS)),
+            clip_radius=None if clip is None else float(clip),
             clip_mode=str(a.get("hyperbolic_clip_mode", DEFAULT_CLIP_MODE)),
             logit_scale=float(a.get("hyperbolic_logit_scale", DEFAULT_LOGIT_SCALE)),
             learn_logit_scale=bool(a.get("hyperbolic_learn_logit_scale", False)),

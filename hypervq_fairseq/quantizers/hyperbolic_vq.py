@@ -38,7 +38,6 @@ from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from ..core.mlr import mlr_logits_from_unit_normals
 from ..core.poincare import check_curvature
@@ -294,11 +293,10 @@ class HyperbolicVectorQuantizer(GumbelQuantizerBase):
     @torch.no_grad()
     def _remember(self, v, logits, hard_idx, valid) -> None:
         """Count the argmax codes and keep (a sample of) this batch's tangent vectors to re-seed from."""
+        self._usage += code_usage(hard_idx, self.num_vars, valid).to(self._usage.dtype)  # only "never chosen" matters
         keep = slice(None) if valid is None else valid
-        v, top, idx = v.detach()[keep], logits.detach().max(-1).values[keep], hard_idx[keep]
-        self._usage += F.one_hot(idx, self.num_vars).sum(0).to(self._usage.dtype)
-        if v.shape[0] > RESEED_POOL:
-            v, top = v[:: -(-v.shape[0] // RESEED_POOL)], top[:: -(-v.shape[0] // RESEED_POOL)]
+        step = -(-v.shape[0] // RESEED_POOL)  # every step-th row: at most RESEED_POOL of them
+        v, top = v.detach()[keep][::step], logits.detach().max(-1).values[keep][::step]
         self._pool = (v, top)
 
     def set_num_updates(self, num_updates: int) -> None:
@@ -322,19 +320,18 @@ class HyperbolicVectorQuantizer(GumbelQuantizerBase):
         if distributed:
             torch.distributed.all_reduce(usage)
         moved = 0
-        if not self.combine_groups:
-            for g in range(self.groups):
-                dead = (usage[g] == 0).nonzero().flatten()
-                if len(dead) == 0 or len(dead) == self.num_vars:
-                    continue
-                frames = top[:, g].argsort()[: len(dead)]
-                dead = dead[: len(frames)]
-                v = pool[frames, g].to(torch.float32)
-                norm = v.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(v.dtype).tiny)
-                alive = self.normals[g][usage[g] > 0].to(torch.float32).norm(dim=-1).mean()
-                self.normals[g, dead] = (v / norm * alive).to(self.normals.dtype)
-                self.offsets[g, dead] = (0.5 * norm.squeeze(-1)).to(self.offsets.dtype)
-                moved += len(dead)
+        for g in range(self.groups):  # one codebook per group (the constructor refuses combine_groups)
+            dead = (usage[g] == 0).nonzero().flatten()
+            if len(dead) == 0 or len(dead) == self.num_vars:
+                continue
+            frames = top[:, g].argsort()[: len(dead)]
+            dead = dead[: len(frames)]
+            v = pool[frames, g].to(torch.float32)
+            norm = v.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(v.dtype).tiny)
+            alive = self.normals[g][usage[g] > 0].to(torch.float32).norm(dim=-1).mean()
+            self.normals[g, dead] = (v / norm * alive).to(self.normals.dtype)
+            self.offsets[g, dead] = (0.5 * norm.squeeze(-1)).to(self.offsets.dtype)
+            moved += len(dead)
         if distributed:
             torch.distributed.broadcast(self.normals.data, src=0)
             torch.distributed.broadcast(self.offsets.data, src=0)
